@@ -1,0 +1,215 @@
+"""The assistant: a language, provider chains, a voice and a wake word.
+
+An assistant is what the user thinks of as "my local Alexa". Its settings live
+in an `assistant` subentry; this module reads them, works out which languages
+its providers and conversation agent share, and checks a language for real by
+letting the text-to-speech say a sentence that the speech-to-text must hear.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+import re
+from typing import Any
+
+from homeassistant.components import conversation
+from homeassistant.const import MATCH_ALL
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.util import language as language_util
+from wyoming.audio import AudioChunkConverter, AudioFormat
+
+from .chain import SttChain, TtsChain, WakeChain
+from .provider import Offer
+
+CONF_NAME = "name"
+CONF_LANGUAGE = "language"
+CONF_STT_PROVIDERS = "stt_providers"
+CONF_TTS_PROVIDERS = "tts_providers"
+CONF_WAKE_PROVIDERS = "wake_providers"
+CONF_VOICE = "voice"
+CONF_WAKE_WORD = "wake_word"
+CONF_CONVERSATION_ENGINE = "conversation_engine"
+CONF_PREFER_LOCAL_INTENTS = "prefer_local_intents"
+CONF_PREFERRED = "preferred"
+
+DEFAULT_NAME = "Local Voice"
+DEFAULT_AGENT = conversation.HOME_ASSISTANT_AGENT
+# Wake words chosen by default, best first.
+DEFAULT_WAKE_WORDS = ("alexa", "okay_nabu")
+
+# Sentences the language check speaks and expects to hear back.
+CHECK_SENTENCES = {
+    "en": "Turn on the kitchen light.",
+    "de": "Schalte das Licht in der Küche ein.",
+    "fr": "Allume la lumière de la cuisine.",
+    "es": "Enciende la luz de la cocina.",
+    "it": "Accendi la luce della cucina.",
+    "nl": "Zet het licht in de keuken aan.",
+    "pt": "Acende a luz da cozinha.",
+    "pl": "Włącz światło w kuchni.",
+    "sv": "Tänd lampan i köket.",
+    "da": "Tænd lyset i køkkenet.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AssistantSettings:
+    """What the user chose for an assistant."""
+
+    name: str
+    language: str
+    stt_providers: tuple[str, ...]
+    tts_providers: tuple[str, ...]
+    wake_providers: tuple[str, ...]
+    voice: str | None
+    wake_word: str | None
+    conversation_engine: str
+    prefer_local_intents: bool
+    preferred: bool
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> AssistantSettings:
+        """Read the subentry's data."""
+        return cls(
+            name=data[CONF_NAME],
+            language=data[CONF_LANGUAGE],
+            stt_providers=tuple(data.get(CONF_STT_PROVIDERS, ())),
+            tts_providers=tuple(data.get(CONF_TTS_PROVIDERS, ())),
+            wake_providers=tuple(data.get(CONF_WAKE_PROVIDERS, ())),
+            voice=data.get(CONF_VOICE) or None,
+            wake_word=data.get(CONF_WAKE_WORD) or None,
+            conversation_engine=data.get(CONF_CONVERSATION_ENGINE, DEFAULT_AGENT),
+            prefer_local_intents=data.get(CONF_PREFER_LOCAL_INTENTS, True),
+            preferred=data.get(CONF_PREFERRED, True),
+        )
+
+    def as_data(self) -> dict[str, Any]:
+        """Return the subentry's data."""
+        return {
+            CONF_NAME: self.name,
+            CONF_LANGUAGE: self.language,
+            CONF_STT_PROVIDERS: list(self.stt_providers),
+            CONF_TTS_PROVIDERS: list(self.tts_providers),
+            CONF_WAKE_PROVIDERS: list(self.wake_providers),
+            CONF_VOICE: self.voice,
+            CONF_WAKE_WORD: self.wake_word,
+            CONF_CONVERSATION_ENGINE: self.conversation_engine,
+            CONF_PREFER_LOCAL_INTENTS: self.prefer_local_intents,
+            CONF_PREFERRED: self.preferred,
+        }
+
+
+@dataclass(slots=True)
+class Assistant:
+    """A loaded assistant: its settings and its provider chains."""
+
+    subentry_id: str
+    settings: AssistantSettings
+    stt: SttChain
+    tts: TtsChain
+    wake: WakeChain
+
+
+def base_language(tag: str) -> str:
+    """Return the language part of a tag: en-US -> en."""
+    return re.split(r"[-_]", tag, maxsplit=1)[0].lower()
+
+
+def agent_languages(hass: HomeAssistant, agent_id: str) -> set[str] | None:
+    """Return the agent's languages, or None when it takes any language."""
+    try:
+        languages = conversation.async_get_conversation_languages(hass, agent_id)
+    except ValueError:
+        return set()
+    if languages == MATCH_ALL:
+        return None
+    return set(languages)
+
+
+def shared_languages(
+    stt: Offer | None, tts: Offer | None, agent: set[str] | None
+) -> list[str]:
+    """Return the base languages speech-to-text, voices and agent all cover."""
+    if stt is None or tts is None:
+        return []
+    common = {base_language(t) for t in stt.stt_languages} & {
+        base_language(t) for t in tts.tts_languages
+    }
+    if agent is not None:
+        common &= {base_language(t) for t in agent}
+    return sorted(common)
+
+
+def default_language(hass: HomeAssistant, languages: list[str]) -> str | None:
+    """Prefer Home Assistant's own language, then English, then the first."""
+    for wanted in (hass.config.language, "en"):
+        if base_language(wanted) in languages:
+            return base_language(wanted)
+    return languages[0] if languages else None
+
+
+def best_match(hass: HomeAssistant, language: str, supported: list[str]) -> str | None:
+    """Return the supported tag that best matches a language."""
+    found = language_util.matches(language, supported, hass.config.country)
+    return found[0] if found else None
+
+
+def default_wake_word(offer: Offer | None) -> str | None:
+    """Return "alexa" when offered, else "okay_nabu", else nothing."""
+    if offer is None:
+        return None
+    names = {w.name for w in offer.wake_words}
+    return next((w for w in DEFAULT_WAKE_WORDS if w in names), None)
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+@dataclass(frozen=True, slots=True)
+class LanguageCheck:
+    """The outcome of saying a sentence and hearing it back."""
+
+    sentence: str
+    heard: str
+    ok: bool
+
+
+async def async_check_language(
+    stt: SttChain,
+    tts: TtsChain,
+    language: str,
+    stt_language: str,
+    voice: str | None,
+) -> LanguageCheck | None:
+    """Say a sentence in `language` and check that speech-to-text hears it.
+
+    Returns None for languages without a check sentence. Catches a voice that
+    cannot speak the language and a model that does not know it, whatever
+    the servers advertise.
+    """
+    sentence = CHECK_SENTENCES.get(base_language(language))
+    if sentence is None:
+        return None
+    converter = AudioChunkConverter(rate=16000, width=2, channels=1)
+    try:
+        audio = [
+            converter.convert(chunk).audio
+            async for chunk in tts.async_synthesize(sentence, voice)
+        ]
+    except HomeAssistantError as err:
+        return LanguageCheck(sentence, f"({err})", ok=False)
+
+    async def stream() -> AsyncIterator[bytes]:
+        for piece in audio:
+            yield piece
+
+    heard = await stt.async_transcribe(
+        stream(), AudioFormat(rate=16000, width=2, channels=1), stt_language
+    )
+    expected = _words(sentence)
+    got = set(_words(heard or ""))
+    hits = sum(1 for word in expected if word in got)
+    return LanguageCheck(sentence, heard or "", ok=hits >= 0.6 * len(expected))

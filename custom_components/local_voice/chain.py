@@ -1,0 +1,226 @@
+"""Speech services over an ordered list of providers.
+
+A provider's own entities use a chain of one; an assistant's entities use the
+providers chosen for it, in order. Requests go to the first provider of the
+chain; every outcome is folded into that provider's health.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterable
+from dataclasses import dataclass
+import logging
+import time
+
+from homeassistant.exceptions import HomeAssistantError
+from wyoming.audio import AudioChunk, AudioFormat
+
+from .client import (
+    ServerError,
+    WyomingError,
+    async_detect,
+    async_synthesize,
+    async_transcribe,
+)
+from .const import DOMAIN
+from .coordinator import ProviderCoordinator
+from .provider import Provider
+
+_LOGGER = logging.getLogger(__name__)
+
+# Home Assistant hands wake word engines 16 kHz 16-bit mono audio.
+WAKE_AUDIO = AudioFormat(rate=16000, width=2, channels=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Detected:
+    """A wake word heard, with the audio read past it."""
+
+    name: str
+    phrase: str
+    timestamp: int | None
+    queued: list[tuple[bytes, int]]
+
+
+class Chain:
+    """An ordered list of providers for one kind of service."""
+
+    def __init__(self, coordinators: list[ProviderCoordinator]) -> None:
+        """Keep the providers in order."""
+        self.coordinators = coordinators
+
+    @property
+    def primary(self) -> ProviderCoordinator | None:
+        """Return the provider requests go to."""
+        return self.coordinators[0] if self.coordinators else None
+
+    @property
+    def provider(self) -> Provider | None:
+        """Return the primary provider's state."""
+        primary = self.primary
+        return primary.provider if primary else None
+
+    @property
+    def available(self) -> bool:
+        """Return True when the primary provider is up."""
+        provider = self.provider
+        return provider is not None and provider.available
+
+    def _require(self) -> ProviderCoordinator:
+        primary = self.primary
+        if primary is None:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN, translation_key="no_provider"
+            )
+        return primary
+
+
+class SttChain(Chain):
+    """Speech-to-text over a chain of providers."""
+
+    @property
+    def languages(self) -> list[str]:
+        """Return the languages of the primary provider's model."""
+        provider = self.provider
+        return provider.offer.stt_languages if provider else []
+
+    async def async_transcribe(
+        self, stream: AsyncIterable[bytes], audio_format: AudioFormat, language: str
+    ) -> str | None:
+        """Return the transcript, or None when it failed or was empty."""
+        coordinator = self._require()
+        provider = coordinator.provider
+        model = provider.offer.stt_model_for(language)
+        started = time.monotonic()
+        try:
+            text = await async_transcribe(
+                provider.host,
+                provider.port,
+                stream,
+                audio_format,
+                language=language.split("-", maxsplit=1)[0],
+                model=model.name if model else None,
+            )
+        except WyomingError as err:
+            _LOGGER.warning("Speech-to-text at %s failed: %s", provider.address, err)
+            coordinator.report_request(started, err)
+            return None
+        coordinator.report_request(started)
+        return text or None
+
+
+class TtsChain(Chain):
+    """Text-to-speech over a chain of providers."""
+
+    @property
+    def languages(self) -> list[str]:
+        """Return the languages of the primary provider's voices."""
+        provider = self.provider
+        return provider.offer.tts_languages if provider else []
+
+    @property
+    def streaming(self) -> bool:
+        """Return True when the primary provider takes text as it comes."""
+        provider = self.provider
+        return provider is not None and provider.offer.tts_streaming
+
+    async def async_synthesize(
+        self,
+        text: str | AsyncIterable[str],
+        voice: str | None,
+        speaker: str | None = None,
+    ) -> AsyncGenerator[AudioChunk]:
+        """Yield audio, falling back to the server's default voice when needed.
+
+        A voice the server turns down is remembered as missing; for a plain
+        text the request is repeated with the server's own default voice.
+        """
+        coordinator = self._require()
+        provider = coordinator.provider
+        if voice in provider.missing_voices:
+            voice = None
+        started = time.monotonic()
+        produced = False
+        try:
+            async for chunk in async_synthesize(
+                provider.host,
+                provider.port,
+                text,
+                voice=voice,
+                speaker=speaker if voice else None,
+            ):
+                produced = True
+                yield chunk
+        except ServerError as err:
+            if voice is None or produced or not isinstance(text, str):
+                if voice is not None and not produced:
+                    provider.missing_voices.add(voice)
+                coordinator.report_request(started, err)
+                raise _tts_error(provider, err) from err
+            _LOGGER.warning(
+                "%s does not have voice %s (%s); using its default voice",
+                provider.address,
+                voice,
+                err,
+            )
+            provider.missing_voices.add(voice)
+            async for chunk in self.async_synthesize(text, None):
+                yield chunk
+            return
+        except WyomingError as err:
+            coordinator.report_request(started, err)
+            raise _tts_error(provider, err) from err
+        coordinator.report_request(started)
+
+
+def _tts_error(provider: Provider, err: Exception) -> HomeAssistantError:
+    return HomeAssistantError(
+        translation_domain=DOMAIN,
+        translation_key="tts_failed",
+        translation_placeholders={"address": provider.address, "error": str(err)},
+    )
+
+
+class WakeChain(Chain):
+    """Wake word detection over a chain of providers."""
+
+    def phrase(self, name: str) -> str:
+        """Return the spoken phrase of a wake word model."""
+        provider = self.provider
+        if provider is not None:
+            for word in provider.offer.wake_words:
+                if word.name == name:
+                    return word.phrase
+        return name
+
+    async def async_detect(
+        self, stream: AsyncIterable[tuple[bytes, int]], wake_word_id: str | None
+    ) -> Detected | None:
+        """Listen until the wake word is heard or the audio ends."""
+        coordinator = self._require()
+        provider = coordinator.provider
+        started = time.monotonic()
+        try:
+            detection, queued = await async_detect(
+                provider.host,
+                provider.port,
+                stream,
+                WAKE_AUDIO,
+                names=[wake_word_id] if wake_word_id else None,
+            )
+        except WyomingError as err:
+            _LOGGER.warning(
+                "Wake word detection at %s failed: %s", provider.address, err
+            )
+            coordinator.report_request(started, err)
+            return None
+        coordinator.report_request(started)
+        if detection is None:
+            return None
+        name = detection.name or wake_word_id or ""
+        return Detected(
+            name=name,
+            phrase=self.phrase(name),
+            timestamp=detection.timestamp,
+            queued=queued,
+        )

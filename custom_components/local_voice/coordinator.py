@@ -1,0 +1,87 @@
+"""Keep each provider's offer and health current."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
+
+from .client import CannotConnectError, ServerTimeoutError, WyomingError, async_describe
+from .const import DOMAIN, PROBE_INTERVAL
+from .provider import Provider
+
+if TYPE_CHECKING:
+    from . import LocalVoiceConfigEntry
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class ProviderCoordinator(DataUpdateCoordinator[Provider]):
+    """Probe one Wyoming server with Describe at a fixed interval."""
+
+    config_entry: LocalVoiceConfigEntry
+
+    def __init__(
+        self, hass: HomeAssistant, entry: LocalVoiceConfigEntry, provider: Provider
+    ) -> None:
+        """Start from what the server offered when it was added."""
+        super().__init__(
+            hass,
+            _LOGGER,
+            config_entry=entry,
+            name=f"{DOMAIN} {provider.address}",
+            update_interval=PROBE_INTERVAL,
+        )
+        self.provider = provider
+        self.data = provider
+        self._offer_listeners: list[Callable[[str], None]] = []
+
+    @callback
+    def async_add_offer_listener(
+        self, listener: Callable[[str], None]
+    ) -> Callable[[], None]:
+        """Call `listener(subentry_id)` when the server's offer changes."""
+        self._offer_listeners.append(listener)
+        return lambda: self._offer_listeners.remove(listener)
+
+    async def _async_update_data(self) -> Provider:
+        provider = self.provider
+        started = time.monotonic()
+        try:
+            info = await async_describe(provider.host, provider.port)
+        except WyomingError as err:
+            provider.record_failure(str(err))
+            raise UpdateFailed(
+                translation_domain=DOMAIN,
+                translation_key="provider_unreachable",
+                translation_placeholders={
+                    "address": provider.address,
+                    "error": str(err),
+                },
+            ) from err
+        if provider.update_info(info, (time.monotonic() - started) * 1000):
+            for listener in list(self._offer_listeners):
+                listener(provider.subentry_id)
+        return provider
+
+    def report_request(self, started: float, error: WyomingError | None = None) -> None:
+        """Fold the outcome of a real request into the provider's health.
+
+        A server that cannot be reached is marked down at once and probed again
+        soon; a server that answered with an error is still up.
+        """
+        provider = self.provider
+        was_available = provider.available
+        if error is None:
+            provider.record_request(started)
+        elif isinstance(error, (CannotConnectError, ServerTimeoutError)):
+            provider.record_failure(str(error))
+            self.config_entry.async_create_task(
+                self.hass, self.async_request_refresh(), "local_voice probe"
+            )
+        if was_available != provider.available:
+            self.async_update_listeners()

@@ -1,0 +1,243 @@
+"""A Wyoming server and what it really offers.
+
+Servers describe themselves generously: faster-whisper lists a hundred
+languages for an English-only model, Piper lists its whole voice catalogue as
+installed, openWakeWord versions its model names. `Offer` is the cleaned-up view
+the rest of the integration works with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import PurePath
+import re
+import time
+
+from wyoming.info import Info
+
+from .client import normalize_model_name
+
+# Model names like "tiny.en", "distil-small.en" or "base-en" are English-only.
+_ENGLISH_ONLY = re.compile(r"(^|[._-])en$", re.IGNORECASE)
+
+
+def _english_only(model_name: str) -> bool:
+    """Tell from a model's name (or its path) that it only knows English."""
+    stem = PurePath(model_name.rstrip("/\\")).name
+    return bool(_ENGLISH_ONLY.search(stem))
+
+
+def _base_language(language: str) -> str:
+    return re.split(r"[-_]", language, maxsplit=1)[0].lower()
+
+
+def hass_language(language: str) -> str:
+    """Turn a server's language code (en_US) into Home Assistant's (en-US)."""
+    return language.replace("_", "-")
+
+
+@dataclass(frozen=True, slots=True)
+class SttModel:
+    """A speech-to-text model and the languages it really handles."""
+
+    name: str
+    languages: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Voice:
+    """A text-to-speech voice."""
+
+    name: str
+    description: str
+    languages: tuple[str, ...]
+    speakers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class WakeWord:
+    """A wake word model."""
+
+    name: str
+    phrase: str
+    languages: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """What one server offers, with the known quirks removed."""
+
+    stt_program: str | None = None
+    stt_models: tuple[SttModel, ...] = ()
+    stt_requires_external_vad: bool = True
+    tts_program: str | None = None
+    voices: tuple[Voice, ...] = ()
+    tts_streaming: bool = False
+    wake_program: str | None = None
+    wake_words: tuple[WakeWord, ...] = ()
+
+    @property
+    def services(self) -> list[str]:
+        """Return the kinds of service offered: stt, tts, wake_word."""
+        kinds = []
+        if self.stt_models:
+            kinds.append("stt")
+        if self.voices:
+            kinds.append("tts")
+        if self.wake_words:
+            kinds.append("wake_word")
+        return kinds
+
+    @property
+    def name(self) -> str:
+        """Return a human name for the server from its programs."""
+        names = [
+            n for n in (self.stt_program, self.tts_program, self.wake_program) if n
+        ]
+        return " + ".join(dict.fromkeys(names)) or "Wyoming"
+
+    @property
+    def stt_languages(self) -> list[str]:
+        """Return the languages speech-to-text handles, Home Assistant style."""
+        return sorted(
+            {hass_language(lang) for m in self.stt_models for lang in m.languages}
+        )
+
+    @property
+    def tts_languages(self) -> list[str]:
+        """Return the languages of the voices, Home Assistant style."""
+        return sorted(
+            {hass_language(lang) for v in self.voices for lang in v.languages}
+        )
+
+    def voices_for(self, language: str) -> list[Voice]:
+        """Return the voices that speak a language (exactly or by its base)."""
+        exact = [v for v in self.voices if language in map(hass_language, v.languages)]
+        if exact:
+            return exact
+        base = _base_language(language)
+        return [
+            v
+            for v in self.voices
+            if base in (_base_language(lang) for lang in v.languages)
+        ]
+
+    def stt_model_for(self, language: str) -> SttModel | None:
+        """Return the model to ask for a language."""
+        base = _base_language(language)
+        for model in self.stt_models:
+            if base in (_base_language(lang) for lang in model.languages):
+                return model
+        return None
+
+
+def offer_from_info(info: Info) -> Offer:
+    """Read an Info event into an Offer.
+
+    Only installed programs count. Handle, intent and satellite programs are
+    ignored: this integration assembles pipelines from speech services only.
+    """
+    asr = next((p for p in info.asr if p.installed), None)
+    tts = next((p for p in info.tts if p.installed), None)
+    wake = next((p for p in info.wake if p.installed), None)
+
+    stt_models: list[SttModel] = []
+    if asr is not None:
+        for model in asr.models:
+            if not model.installed:
+                continue
+            languages = tuple(model.languages)
+            if _english_only(model.name) or _english_only(asr.name):
+                languages = ("en",)
+            stt_models.append(SttModel(name=model.name, languages=languages))
+
+    voices: list[Voice] = []
+    if tts is not None:
+        voices = [
+            Voice(
+                name=voice.name,
+                description=voice.description or voice.name,
+                languages=tuple(voice.languages),
+                speakers=tuple(s.name for s in voice.speakers or ()),
+            )
+            for voice in tts.voices
+            if voice.installed
+        ]
+
+    wake_words: list[WakeWord] = []
+    if wake is not None:
+        seen: set[str] = set()
+        for wake_model in wake.models:
+            name = normalize_model_name(wake_model.name)
+            if not wake_model.installed or name in seen:
+                continue
+            seen.add(name)
+            wake_words.append(
+                WakeWord(
+                    name=name,
+                    phrase=wake_model.phrase or wake_model.description or name,
+                    languages=tuple(wake_model.languages),
+                )
+            )
+
+    return Offer(
+        stt_program=asr.name if asr and stt_models else None,
+        stt_models=tuple(stt_models),
+        stt_requires_external_vad=asr.requires_external_vad if asr else True,
+        tts_program=tts.name if tts and voices else None,
+        voices=tuple(voices),
+        tts_streaming=bool(tts and tts.supports_synthesize_streaming),
+        wake_program=wake.name if wake and wake_words else None,
+        wake_words=tuple(wake_words),
+    )
+
+
+@dataclass(slots=True)
+class Provider:
+    """One configured Wyoming server and its health."""
+
+    subentry_id: str
+    host: str
+    port: int
+    info: Info
+    offer: Offer
+    available: bool = False
+    probe_latency_ms: float | None = None
+    last_request_latency_ms: float | None = None
+    last_error: str | None = None
+    missing_voices: set[str] = field(default_factory=set)
+
+    @property
+    def address(self) -> str:
+        """Return host:port."""
+        return f"{self.host}:{self.port}"
+
+    def update_info(self, info: Info, latency_ms: float) -> bool:
+        """Record a successful probe; return True when the offer changed."""
+        self.available = True
+        self.probe_latency_ms = latency_ms
+        self.last_error = None
+        if info == self.info:
+            return False
+        self.info = info
+        self.offer = offer_from_info(info)
+        self.missing_voices.clear()
+        return True
+
+    def record_failure(self, error: str) -> None:
+        """Record a failed probe or request."""
+        self.available = False
+        self.last_error = error
+
+    def record_request(self, started: float) -> None:
+        """Record a successful request that began at `started` (monotonic)."""
+        self.available = True
+        self.last_error = None
+        self.last_request_latency_ms = (time.monotonic() - started) * 1000
+
+    def usable_voices(self, language: str | None = None) -> list[Voice]:
+        """Return the advertised voices not known to be missing."""
+        voices = (
+            self.offer.voices if language is None else self.offer.voices_for(language)
+        )
+        return [v for v in voices if v.name not in self.missing_voices]

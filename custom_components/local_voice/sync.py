@@ -1,0 +1,84 @@
+"""From an assistant's settings to the pipeline it should have."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
+from homeassistant.util.hass_dict import HassKey
+
+from .assistant import Assistant, agent_languages, best_match
+from .const import DOMAIN
+from .pipeline import Desired, PipelineManager
+
+if TYPE_CHECKING:
+    from . import LocalVoiceConfigEntry
+
+_MANAGER: HassKey[PipelineManager] = HassKey(f"{DOMAIN}_pipelines")
+_MANAGER_LOCK: HassKey[asyncio.Lock] = HassKey(f"{DOMAIN}_pipelines_lock")
+
+
+async def async_get_manager(hass: HomeAssistant) -> PipelineManager:
+    """Return the pipeline manager, loading it once."""
+    lock = hass.data.setdefault(_MANAGER_LOCK, asyncio.Lock())
+    async with lock:
+        if _MANAGER not in hass.data:
+            hass.data[_MANAGER] = await PipelineManager.async_load(hass)
+    return hass.data[_MANAGER]
+
+
+def assistant_entity_id(
+    hass: HomeAssistant, domain: str, subentry_id: str
+) -> str | None:
+    """Return the entity id of an assistant's STT, TTS or wake word entity."""
+    return er.async_get(hass).async_get_entity_id(
+        domain, DOMAIN, f"{subentry_id}-{domain}"
+    )
+
+
+def desired_pipeline(hass: HomeAssistant, assistant: Assistant) -> Desired:
+    """Return the pipeline fields an assistant calls for."""
+    settings = assistant.settings
+    language = settings.language
+    agent = agent_languages(hass, settings.conversation_engine)
+    conversation_language = (
+        language if agent is None else best_match(hass, language, sorted(agent))
+    ) or language
+    stt_engine = assistant_entity_id(hass, "stt", assistant.subentry_id)
+    tts_engine = assistant_entity_id(hass, "tts", assistant.subentry_id)
+    wake_entity = assistant_entity_id(hass, "wake_word", assistant.subentry_id)
+    wake_word = settings.wake_word if wake_entity else None
+    fields: dict[str, Any] = {
+        "conversation_engine": settings.conversation_engine,
+        "conversation_language": conversation_language,
+        "language": language,
+        "name": settings.name,
+        "stt_engine": stt_engine,
+        "stt_language": (
+            best_match(hass, language, assistant.stt.languages) or language
+            if stt_engine
+            else None
+        ),
+        "tts_engine": tts_engine,
+        "tts_language": (
+            best_match(hass, language, assistant.tts.languages) or language
+            if tts_engine
+            else None
+        ),
+        "tts_voice": settings.voice if tts_engine else None,
+        "wake_word_entity": wake_entity if wake_word else None,
+        "wake_word_id": wake_word,
+        "prefer_local_intents": settings.prefer_local_intents,
+    }
+    return Desired(fields=fields, preferred=settings.preferred)
+
+
+async def async_sync_assistant(
+    hass: HomeAssistant, entry: LocalVoiceConfigEntry, assistant: Assistant
+) -> None:
+    """Bring an assistant's pipeline in line with its settings."""
+    await entry.runtime_data.manager.async_sync(
+        assistant.subentry_id, desired_pipeline(hass, assistant)
+    )

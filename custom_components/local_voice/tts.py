@@ -1,0 +1,150 @@
+"""Text-to-speech entities: one per provider, one per assistant."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+import io
+from typing import Any
+import wave
+
+from homeassistant.components import tts
+from homeassistant.components.tts.entity import TTSAudioRequest, TTSAudioResponse
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from wyoming.audio import AudioChunk
+
+from . import LocalVoiceConfigEntry
+from .chain import TtsChain
+from .const import DOMAIN
+from .entity import LocalVoiceEntity, assistant_device, provider_device
+
+ATTR_SPEAKER = "speaker"
+PARALLEL_UPDATES = 0
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: LocalVoiceConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add the TTS entities of providers with voices and of assistants."""
+    data = entry.runtime_data
+    for subentry_id, coordinator in data.providers.items():
+        if coordinator.provider.offer.voices:
+            async_add_entities(
+                [
+                    LocalVoiceTtsEntity(
+                        TtsChain([coordinator]),
+                        f"{subentry_id}-tts",
+                        provider_device(coordinator),
+                    )
+                ],
+                config_subentry_id=subentry_id,
+            )
+    for subentry_id, assistant in data.assistants.items():
+        if assistant.tts.coordinators:
+            async_add_entities(
+                [
+                    LocalVoiceTtsEntity(
+                        assistant.tts,
+                        f"{subentry_id}-tts",
+                        assistant_device(entry.subentries[subentry_id]),
+                    )
+                ],
+                config_subentry_id=subentry_id,
+            )
+
+
+def wav_header(chunk: AudioChunk) -> bytes:
+    """Return a WAV header for streamed audio of unknown length."""
+    with io.BytesIO() as buffer:
+        with wave.open(buffer, "wb") as writer:
+            writer.setframerate(chunk.rate)
+            writer.setsampwidth(chunk.width)
+            writer.setnchannels(chunk.channels)
+        return buffer.getvalue()
+
+
+def wav_file(chunks: list[AudioChunk]) -> bytes:
+    """Return a complete WAV file of audio chunks."""
+    first = chunks[0]
+    with io.BytesIO() as buffer:
+        with wave.open(buffer, "wb") as writer:
+            writer.setframerate(first.rate)
+            writer.setsampwidth(first.width)
+            writer.setnchannels(first.channels)
+            for chunk in chunks:
+                writer.writeframes(chunk.audio)
+        return buffer.getvalue()
+
+
+class LocalVoiceTtsEntity(LocalVoiceEntity[TtsChain], tts.TextToSpeechEntity):
+    """Synthesize speech with a chain of Wyoming servers."""
+
+    _attr_translation_key = "text_to_speech"
+
+    _attr_supported_options = [tts.ATTR_VOICE, ATTR_SPEAKER]
+
+    @property
+    def supported_languages(self) -> list[str]:
+        """Return the languages of the server's voices."""
+        return self.chain.languages
+
+    @property
+    def default_language(self) -> str:
+        """Prefer Home Assistant's own language when a voice speaks it."""
+        languages = self.supported_languages
+        own = self.hass.config.language
+        for language in languages:
+            if language == own or language.split("-")[0] == own:
+                return language
+        return languages[0] if languages else own
+
+    @callback
+    def async_get_supported_voices(self, language: str) -> list[tts.Voice] | None:
+        """Return the voices for a language, leaving out those found missing."""
+        provider = self.chain.provider
+        if provider is None:
+            return None
+        voices = provider.usable_voices(language)
+        return [tts.Voice(voice_id=v.name, name=v.description) for v in voices] or None
+
+    def async_supports_streaming_input(self) -> bool:
+        """Stream text in when the server says it can."""
+        return self.chain.streaming
+
+    async def async_get_tts_audio(
+        self, message: str, language: str, options: dict[str, Any]
+    ) -> tts.TtsAudioType:
+        """Return the whole reply as one WAV file."""
+        chunks = [
+            chunk
+            async for chunk in self.chain.async_synthesize(
+                message, options.get(tts.ATTR_VOICE), options.get(ATTR_SPEAKER)
+            )
+        ]
+        if not chunks:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN, translation_key="tts_no_audio"
+            )
+        return "wav", wav_file(chunks)
+
+    async def async_stream_tts_audio(
+        self, request: TTSAudioRequest
+    ) -> TTSAudioResponse:
+        """Stream text in and WAV out, sentence by sentence."""
+
+        async def data() -> AsyncGenerator[bytes]:
+            header_sent = False
+            async for chunk in self.chain.async_synthesize(
+                request.message_gen,
+                request.options.get(tts.ATTR_VOICE),
+                request.options.get(ATTR_SPEAKER),
+            ):
+                if not header_sent:
+                    header_sent = True
+                    yield wav_header(chunk)
+                yield chunk.audio
+
+        return TTSAudioResponse("wav", data())

@@ -1,0 +1,80 @@
+"""Wake word entities: one per provider, one per assistant."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable
+
+from homeassistant.components import wake_word
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from . import LocalVoiceConfigEntry
+from .chain import WakeChain
+from .entity import LocalVoiceEntity, assistant_device, provider_device
+
+PARALLEL_UPDATES = 0
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: LocalVoiceConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add the wake word entities of providers with models and of assistants."""
+    data = entry.runtime_data
+    for subentry_id, coordinator in data.providers.items():
+        if coordinator.provider.offer.wake_words:
+            async_add_entities(
+                [
+                    LocalVoiceWakeWordEntity(
+                        WakeChain([coordinator]),
+                        f"{subentry_id}-wake_word",
+                        provider_device(coordinator),
+                    )
+                ],
+                config_subentry_id=subentry_id,
+            )
+    for subentry_id, assistant in data.assistants.items():
+        if assistant.wake.coordinators:
+            async_add_entities(
+                [
+                    LocalVoiceWakeWordEntity(
+                        assistant.wake,
+                        f"{subentry_id}-wake_word",
+                        assistant_device(entry.subentries[subentry_id]),
+                    )
+                ],
+                config_subentry_id=subentry_id,
+            )
+
+
+class LocalVoiceWakeWordEntity(
+    LocalVoiceEntity[WakeChain], wake_word.WakeWordDetectionEntity
+):
+    """Listen for a wake word with a chain of Wyoming servers."""
+
+    _attr_translation_key = "wake_word"
+
+    async def get_supported_wake_words(self) -> list[wake_word.WakeWord]:
+        """Return the server's models, version suffixes removed."""
+        provider = self.chain.provider
+        if provider is None:
+            return []
+        return [
+            wake_word.WakeWord(id=w.name, name=w.phrase, phrase=w.phrase)
+            for w in provider.offer.wake_words
+        ]
+
+    async def _async_process_audio_stream(
+        self, stream: AsyncIterable[tuple[bytes, int]], wake_word_id: str | None
+    ) -> wake_word.DetectionResult | None:
+        """Stream audio until the server detects the wake word."""
+        detected = await self.chain.async_detect(stream, wake_word_id)
+        if detected is None:
+            return None
+        return wake_word.DetectionResult(
+            wake_word_id=detected.name,
+            wake_word_phrase=detected.phrase,
+            timestamp=detected.timestamp,
+            queued_audio=detected.queued or None,
+        )

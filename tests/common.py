@@ -1,0 +1,80 @@
+"""Helpers shared by the tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+import re
+
+from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.local_voice.config_flow import async_probe
+from custom_components.local_voice.const import DOMAIN, SUBENTRY_PROVIDER
+
+HOST = "127.0.0.1"
+
+
+def normalize(text: str) -> str:
+    """Lower-case words without punctuation, for comparing transcripts."""
+    return " ".join(re.findall(r"[a-z0-9']+", text.lower()))
+
+
+async def async_provider_entry(hass: HomeAssistant, *ports: int) -> MockConfigEntry:
+    """Return a Local Voice entry with one provider per port, as the flow stores it."""
+    subentries = []
+    for port in ports:
+        candidate = await async_probe(HOST, port)
+        subentries.append(candidate.subentry())
+    entry = MockConfigEntry(
+        domain=DOMAIN, title="Local Voice", data={}, subentries_data=subentries
+    )
+    entry.add_to_hass(hass)
+    return entry
+
+
+def provider_subentry_id(entry: MockConfigEntry, port: int) -> str:
+    """Return the subentry id of the provider on `port`."""
+    return next(
+        s.subentry_id
+        for s in entry.subentries.values()
+        if s.subentry_type == SUBENTRY_PROVIDER and s.data["port"] == port
+    )
+
+
+def open_connections(ports: set[int]) -> list[tuple[str, int]]:
+    """Return this process's TCP connections to 127.0.0.1 on `ports`.
+
+    Reads /proc: a socket left open by the integration shows up here.
+    """
+    inodes = set()
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = str(fd.readlink())
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = []
+    for line in Path("/proc/self/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        remote, state, inode = fields[2], fields[3], fields[9]
+        port = int(remote.split(":")[1], 16)
+        if inode in inodes and port in ports and state != "0A":
+            found.append((remote, port))
+    return found
+
+
+def child_processes() -> set[int]:
+    """Return the pids of this process's children."""
+    me = str(os.getpid())
+    children = set()
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        match = re.search(r"^PPid:\s+(\d+)$", text, re.MULTILINE)
+        if match and match.group(1) == me:
+            children.add(int(status.parent.name))
+    return children

@@ -1,0 +1,1 @@
+"""Speech servers used by the tests and scripts/develop."""

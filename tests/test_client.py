@@ -1,0 +1,207 @@
+"""The Wyoming client layer against the real servers, and against bad ones."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+import json
+
+import pytest
+from wyoming.audio import AudioFormat
+
+from custom_components.local_voice import client
+from custom_components.local_voice.provider import offer_from_info
+from tests.common import HOST, normalize
+from tests.servers.launch import free_port
+from tests.speech import SpeechMaker, silence
+
+PCM16K = AudioFormat(rate=16000, width=2, channels=1)
+
+
+async def test_describe_real_servers(piper: int, whisper: int, wakeword: int) -> None:
+    """Each server describes itself, and the offer drops the known quirks."""
+    piper_offer = offer_from_info(await client.async_describe(HOST, piper))
+    assert piper_offer.services == ["tts"]
+    assert piper_offer.tts_streaming
+    assert "en_US-joe-medium" in {v.name for v in piper_offer.voices}
+
+    whisper_offer = offer_from_info(await client.async_describe(HOST, whisper))
+    assert whisper_offer.services == ["stt"]
+    assert "en" in whisper_offer.stt_languages
+
+    wake_offer = offer_from_info(await client.async_describe(HOST, wakeword))
+    assert wake_offer.services == ["wake_word"]
+    assert {"alexa", "okay_nabu"} <= {w.name for w in wake_offer.wake_words}
+
+
+async def test_transcribe_piper_speech(whisper: int, speech: SpeechMaker) -> None:
+    """Piper's 'turn on the kitchen light' comes back as that sentence."""
+    utterance = speech.piper("Turn on the kitchen light.")
+    text = await client.async_transcribe(
+        HOST, whisper, utterance.stream(), PCM16K, language="en", model=None
+    )
+    assert normalize(text) == "turn on the kitchen light"
+
+
+async def test_synthesize_plain_and_streamed(piper: int) -> None:
+    """A plain request and a streamed one both give audio at Piper's rate."""
+    chunks = [
+        c
+        async for c in client.async_synthesize(
+            HOST, piper, "Turn on the kitchen light.", voice=None
+        )
+    ]
+    assert chunks and all(c.rate == 22050 and c.width == 2 for c in chunks)
+    seconds = sum(len(c.audio) for c in chunks) / (22050 * 2)
+    assert 0.8 < seconds < 4
+
+    async def text() -> AsyncIterator[str]:
+        for part in ("The kitchen light ", "is on. ", "Anything else?"):
+            yield part
+
+    streamed = [
+        c async for c in client.async_synthesize(HOST, piper, text(), voice=None)
+    ]
+    assert sum(len(c.audio) for c in streamed) / (22050 * 2) > 1.5
+
+
+async def test_synthesize_missing_voice_is_a_server_error(piper: int) -> None:
+    """Piper advertises voices it does not have; asking for one is an error."""
+    with pytest.raises(client.ServerError):
+        async for _ in client.async_synthesize(
+            HOST, piper, "Hello.", voice="en_US-amy-low"
+        ):
+            pass
+
+
+async def test_detect_alexa(wakeword: int, speech: SpeechMaker) -> None:
+    """'Alexa, turn on the kitchen light' is detected, with audio left over."""
+    utterance = speech.piper("Alexa, turn on the kitchen light.")
+    detection, queued = await client.async_detect(
+        HOST,
+        wakeword,
+        utterance.timed_stream(tail_silence=1.0),
+        PCM16K,
+        names=["alexa"],
+    )
+    assert detection is not None
+    assert detection.name == "alexa"
+    assert detection.timestamp is not None
+    assert detection.timestamp < utterance.seconds * 1000
+    assert len(queued) <= 1
+
+
+async def test_no_detection_in_speech_without_wake_word(
+    wakeword: int, speech: SpeechMaker
+) -> None:
+    """Twenty seconds of ordinary speech do not wake the assistant."""
+    utterance = (
+        speech.piper(
+            "The weather today is mild, with a light breeze from the west and a "
+            "few clouds in the afternoon. Tomorrow will be warmer and mostly sunny."
+        )
+        + speech.piper(
+            "Please remember to water the plants in the garden and to buy bread, "
+            "milk and some apples on the way home from work this evening."
+        )
+        + speech.espeak(
+            "The meeting has been moved to Thursday at three o'clock in the "
+            "small conference room on the second floor of the building."
+        )
+    )
+    while utterance.seconds < 20:
+        utterance = utterance + speech.piper("And that is all the news for now.")
+    detection, _ = await client.async_detect(
+        HOST,
+        wakeword,
+        utterance.timed_stream(),
+        PCM16K,
+        names=["alexa"],
+    )
+    assert detection is None
+
+
+def test_normalize_model_name() -> None:
+    """openWakeWord's versioned names compare equal to the plain ones."""
+    assert client.normalize_model_name("alexa_v0.1") == "alexa"
+    assert client.normalize_model_name("hey_jarvis_v0.1") == "hey_jarvis"
+    assert client.normalize_model_name("okay_nabu") == "okay_nabu"
+
+
+async def test_closed_port_cannot_connect(socket_enabled: None) -> None:
+    """Nothing listening: CannotConnectError, at once."""
+    with pytest.raises(client.CannotConnectError):
+        await client.async_describe(HOST, free_port())
+
+
+async def _serve(handler) -> tuple[asyncio.Server, int]:  # type: ignore[no-untyped-def]
+    server = await asyncio.start_server(handler, HOST, 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def test_silent_server_times_out(socket_enabled: None) -> None:
+    """A server that accepts and never answers is given up on in time.
+
+    This stands in for openWakeWord, which stays silent on an unknown model.
+    """
+    writers: list[asyncio.StreamWriter] = []
+
+    async def handler(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        writers.append(writer)
+        await reader.read()
+
+    server, port = await _serve(handler)
+    try:
+        with pytest.raises(client.ServerTimeoutError):
+            await client.async_describe(
+                HOST, port, client.Timeouts(connect=1, first_event=0.3, total=1)
+            )
+    finally:
+        for writer in writers:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        json.dumps({"type": "info", "data_length": 1 << 40}).encode() + b"\n",
+        json.dumps({"type": "audio-chunk", "payload_length": -5}).encode() + b"\n",
+        b"{not json}\n",
+        b"x" * 100_000 + b"\n",
+        json.dumps({"data": {}}).encode() + b"\n",
+    ],
+    ids=["huge-data", "negative-payload", "not-json", "endless-header", "no-type"],
+)
+async def test_hostile_server_is_a_protocol_error(
+    socket_enabled: None, reply: bytes
+) -> None:
+    """Lengths and headers are checked before anything is allocated."""
+
+    async def handler(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await reader.readline()
+        writer.write(reply)
+        await writer.drain()
+        await reader.read()
+        writer.close()
+
+    server, port = await _serve(handler)
+    try:
+        with pytest.raises(client.ProtocolError):
+            await client.async_describe(HOST, port)
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_whisper_empty_audio(whisper: int) -> None:
+    """AudioStop without audio gives an empty transcript, not a hang."""
+    text = await client.async_transcribe(
+        HOST, whisper, silence(0).stream(), PCM16K, language="en", model=None
+    )
+    assert text == ""

@@ -1,0 +1,191 @@
+"""Per-provider STT, TTS and wake word entities against the real servers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+import io
+import wave
+
+from homeassistant.components import stt, tts, wake_word
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr, entity_registry as er
+
+from tests.common import async_provider_entry, normalize, provider_subentry_id
+from tests.speech import SpeechMaker
+
+
+async def _setup(hass: HomeAssistant, piper: int, whisper: int, wakeword: int):  # type: ignore[no-untyped-def]
+    entry = await async_provider_entry(hass, piper, whisper, wakeword)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return entry
+
+
+def _entity_id(hass: HomeAssistant, domain: str, subentry_id: str, key: str) -> str:
+    entity_id = er.async_get(hass).async_get_entity_id(
+        domain, "local_voice", f"{subentry_id}-{key}"
+    )
+    assert entity_id is not None
+    return entity_id
+
+
+async def test_entities_and_devices(
+    voice_hass: HomeAssistant, piper: int, whisper: int, wakeword: int
+) -> None:
+    """One device per server, each with the entities its services call for."""
+    hass = voice_hass
+    entry = await _setup(hass, piper, whisper, wakeword)
+    registry = er.async_get(hass)
+    by_subentry: dict[str, set[str]] = {}
+    for entity in er.async_entries_for_config_entry(registry, entry.entry_id):
+        assert entity.config_subentry_id is not None
+        by_subentry.setdefault(entity.config_subentry_id, set()).add(entity.domain)
+    assert by_subentry == {
+        provider_subentry_id(entry, piper): {"tts"},
+        provider_subentry_id(entry, whisper): {"stt"},
+        provider_subentry_id(entry, wakeword): {"wake_word"},
+    }
+    devices = dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
+    assert sorted(d.name or "" for d in devices) == sorted(
+        s.title for s in entry.subentries.values()
+    )
+    for entity_id in hass.states.async_entity_ids():
+        if entity_id.split(".")[0] in {"stt", "tts", "wake_word"}:
+            assert hass.states.get(entity_id).state != "unavailable"
+
+
+async def test_tts_returns_wav(
+    voice_hass: HomeAssistant, piper: int, whisper: int, wakeword: int
+) -> None:
+    """Home Assistant's TTS gets a valid WAV at Piper's rate."""
+    hass = voice_hass
+    entry = await _setup(hass, piper, whisper, wakeword)
+    engine = _entity_id(hass, "tts", provider_subentry_id(entry, piper), "tts")
+    media_id = tts.generate_media_source_id(
+        hass,
+        "Turn on the kitchen light.",
+        engine,
+        "en-US",
+        {tts.ATTR_PREFERRED_FORMAT: "wav"},
+    )
+    extension, data = await tts.async_get_media_source_audio(hass, media_id)
+    assert extension == "wav"
+    # Piper streams: the header is written before the length is known, so it
+    # carries no frame count (as Home Assistant's own Wyoming TTS does) and the
+    # samples run to the end of the file.
+    assert data[:4] == b"RIFF" and data[8:12] == b"WAVE"
+    with wave.open(io.BytesIO(data)) as wav:
+        assert wav.getframerate() == 22050
+        assert wav.getsampwidth() == 2
+        assert wav.getnchannels() == 1
+    seconds = (len(data) - 44) / (22050 * 2)
+    assert 0.8 < seconds < 4
+
+
+async def test_tts_voices_and_missing_voice_fallback(
+    voice_hass: HomeAssistant, piper: int, whisper: int, wakeword: int
+) -> None:
+    """A voice the server lacks is dropped and its default voice answers."""
+    hass = voice_hass
+    entry = await _setup(hass, piper, whisper, wakeword)
+    engine_id = _entity_id(hass, "tts", provider_subentry_id(entry, piper), "tts")
+    engine = tts.get_engine_instance(hass, engine_id)
+    assert isinstance(engine, tts.TextToSpeechEntity)
+    voices = {v.voice_id for v in engine.async_get_supported_voices("en-US") or []}
+    assert {"en_US-joe-medium", "en_US-amy-low"} <= voices
+
+    extension, data = await engine.async_get_tts_audio(
+        "Hello there.", "en-US", {tts.ATTR_VOICE: "en_US-amy-low"}
+    )
+    assert extension == "wav"
+    with wave.open(io.BytesIO(data)) as wav:
+        assert wav.getnframes() > 0
+    voices = {v.voice_id for v in engine.async_get_supported_voices("en-US") or []}
+    assert "en_US-amy-low" not in voices
+    assert "en_US-joe-medium" in voices
+
+
+async def test_tts_streaming_input(
+    voice_hass: HomeAssistant, piper: int, whisper: int, wakeword: int
+) -> None:
+    """Text streamed in comes out as one WAV stream, sentence by sentence."""
+    hass = voice_hass
+    entry = await _setup(hass, piper, whisper, wakeword)
+    engine_id = _entity_id(hass, "tts", provider_subentry_id(entry, piper), "tts")
+    engine = tts.get_engine_instance(hass, engine_id)
+    assert isinstance(engine, tts.TextToSpeechEntity)
+    assert engine.async_supports_streaming_input()
+
+    async def text() -> AsyncIterator[str]:
+        for part in ("The kitchen ", "light is on. ", "Good night."):
+            yield part
+
+    response = await engine.async_stream_tts_audio(
+        tts.TTSAudioRequest("en-US", {}, text())
+    )
+    assert response.extension == "wav"
+    data = b"".join([chunk async for chunk in response.data_gen])
+    assert data[:4] == b"RIFF"
+    assert (len(data) - 44) / (22050 * 2) > 1.5
+
+
+async def test_stt_transcribes_piper(
+    voice_hass: HomeAssistant,
+    piper: int,
+    whisper: int,
+    wakeword: int,
+    speech: SpeechMaker,
+) -> None:
+    """Piper's 'turn on the kitchen light' fed to the STT entity comes back."""
+    hass = voice_hass
+    entry = await _setup(hass, piper, whisper, wakeword)
+    engine_id = _entity_id(hass, "stt", provider_subentry_id(entry, whisper), "stt")
+    engine = stt.async_get_speech_to_text_entity(hass, engine_id)
+    assert engine is not None
+    assert "en" in engine.supported_languages
+    metadata = stt.SpeechMetadata(
+        language="en",
+        format=stt.AudioFormats.WAV,
+        codec=stt.AudioCodecs.PCM,
+        bit_rate=stt.AudioBitRates.BITRATE_16,
+        sample_rate=stt.AudioSampleRates.SAMPLERATE_16000,
+        channel=stt.AudioChannels.CHANNEL_MONO,
+    )
+    result = await engine.internal_async_process_audio_stream(
+        metadata, speech.piper("Turn on the kitchen light.").stream()
+    )
+    assert result.result == stt.SpeechResultState.SUCCESS
+    assert normalize(result.text or "") == "turn on the kitchen light"
+
+
+async def test_wake_word_entity(
+    voice_hass: HomeAssistant,
+    piper: int,
+    whisper: int,
+    wakeword: int,
+    speech: SpeechMaker,
+) -> None:
+    """The entity detects 'alexa' and offers the server's models."""
+    hass = voice_hass
+    entry = await _setup(hass, piper, whisper, wakeword)
+    engine_id = _entity_id(
+        hass, "wake_word", provider_subentry_id(entry, wakeword), "wake_word"
+    )
+    engine = wake_word.async_get_wake_word_detection_entity(hass, engine_id)
+    assert engine is not None
+    words = {w.id: w.name for w in await engine.get_supported_wake_words()}
+    assert words["alexa"] == "Alexa"
+    assert "okay_nabu" in words
+
+    utterance = speech.piper("Alexa, turn on the kitchen light.")
+    result = await engine.async_process_audio_stream(
+        utterance.timed_stream(tail_silence=1.0), "alexa"
+    )
+    assert result is not None
+    assert result.wake_word_id == "alexa"
+    assert result.wake_word_phrase == "Alexa"
+
+    quiet = speech.piper("Turn on the kitchen light, please.")
+    assert (
+        await engine.async_process_audio_stream(quiet.timed_stream(), "alexa")
+    ) is None

@@ -1,0 +1,176 @@
+"""Setup, retry, health and unload with real servers that come and go."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+from homeassistant.components import stt
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
+from homeassistant.util import dt as dt_util
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+)
+
+from custom_components.local_voice import config_flow
+from custom_components.local_voice.const import DOMAIN, PROBE_INTERVAL
+from tests.common import (
+    HOST,
+    async_provider_entry,
+    child_processes,
+    open_connections,
+    provider_subentry_id,
+)
+from tests.servers import launch
+from tests.speech import SpeechMaker
+
+
+@pytest.fixture
+def spare_wakeword(tmp_path: Path) -> Iterator[launch.Server]:
+    """A wake word server of this test's own, free to be stopped."""
+    port = launch.free_port()
+    server = launch.start(
+        "spare-wakeword",
+        [launch.speech_python(), "-m", "tests.servers.wakeword"],
+        port,
+        tmp_path,
+    )
+    yield server
+    server.stop()
+
+
+async def _wake_entry(
+    hass: HomeAssistant, port: int, info_port: int
+) -> MockConfigEntry:
+    """An entry whose only provider is at `port`, described as `info_port` was."""
+    info = (await config_flow.async_probe(HOST, info_port)).info
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Local Voice",
+        data={},
+        subentries_data=[
+            {
+                "data": config_flow.provider_data(HOST, port, info),
+                "subentry_type": "provider",
+                "title": "wake words",
+                "unique_id": f"{HOST}:{port}",
+            }
+        ],
+    )
+    entry.add_to_hass(hass)
+    return entry
+
+
+async def test_server_down_at_start_retries(
+    voice_hass: HomeAssistant, wakeword: int, spare_wakeword: launch.Server
+) -> None:
+    """Nothing answers: ConfigEntryNotReady and a retry that succeeds later."""
+    hass = voice_hass
+    spare_wakeword.stop()
+    entry = await _wake_entry(hass, spare_wakeword.port, wakeword)
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    assert entry.reason is not None
+    assert f"{HOST}:{spare_wakeword.port}" in entry.reason
+
+    restarted = launch.start(
+        "spare-wakeword-again",
+        [launch.speech_python(), "-m", "tests.servers.wakeword"],
+        spare_wakeword.port,
+        spare_wakeword.log_path.parent,
+    )
+    try:
+        launch.wait_ready([restarted], timeout=60)
+        async_fire_time_changed(hass, dt_util.utcnow() + timedelta(minutes=5))
+        await hass.async_block_till_done(wait_background_tasks=True)
+        assert entry.state is ConfigEntryState.LOADED
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        restarted.stop()
+
+
+async def test_health_follows_the_server(
+    voice_hass: HomeAssistant, wakeword: int, spare_wakeword: launch.Server
+) -> None:
+    """A server that dies makes its entity unavailable; its return restores it."""
+    hass = voice_hass
+    launch.wait_ready([spare_wakeword], timeout=60)
+    entry = await _wake_entry(hass, spare_wakeword.port, wakeword)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    entity_id = er.async_get(hass).async_get_entity_id(
+        "wake_word",
+        DOMAIN,
+        f"{next(iter(entry.subentries))}-wake_word",
+    )
+    assert entity_id is not None
+    assert hass.states.get(entity_id).state != "unavailable"
+
+    spare_wakeword.stop()
+    async_fire_time_changed(hass, dt_util.utcnow() + 3 * PROBE_INTERVAL)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert hass.states.get(entity_id).state == "unavailable"
+
+    back = launch.start(
+        "spare-wakeword-back",
+        [launch.speech_python(), "-m", "tests.servers.wakeword"],
+        spare_wakeword.port,
+        spare_wakeword.log_path.parent,
+    )
+    try:
+        launch.wait_ready([back], timeout=60)
+        async_fire_time_changed(hass, dt_util.utcnow() + 6 * PROBE_INTERVAL)
+        await hass.async_block_till_done(wait_background_tasks=True)
+        assert hass.states.get(entity_id).state != "unavailable"
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        back.stop()
+
+
+async def test_unload_leaves_nothing_behind(
+    voice_hass: HomeAssistant,
+    piper: int,
+    whisper: int,
+    wakeword: int,
+    speech: SpeechMaker,
+) -> None:
+    """After real requests and an unload: no socket, process, task or thread.
+
+    Tasks and threads are checked by the test plugin's cleanup check after
+    every test; sockets and processes here.
+    """
+    hass = voice_hass
+    children_before = child_processes()
+    entry = await async_provider_entry(hass, piper, whisper, wakeword)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+
+    engine_id = er.async_get(hass).async_get_entity_id(
+        "stt", DOMAIN, f"{provider_subentry_id(entry, whisper)}-stt"
+    )
+    assert engine_id is not None
+    engine = stt.async_get_speech_to_text_entity(hass, engine_id)
+    assert engine is not None
+    result = await engine.internal_async_process_audio_stream(
+        stt.SpeechMetadata(
+            language="en",
+            format=stt.AudioFormats.WAV,
+            codec=stt.AudioCodecs.PCM,
+            bit_rate=stt.AudioBitRates.BITRATE_16,
+            sample_rate=stt.AudioSampleRates.SAMPLERATE_16000,
+            channel=stt.AudioChannels.CHANNEL_MONO,
+        ),
+        speech.piper("Turn off the bedroom lamp.").stream(),
+    )
+    assert result.result == stt.SpeechResultState.SUCCESS
+
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.NOT_LOADED
+    assert open_connections({piper, whisper, wakeword}) == []
+    assert child_processes() <= children_before
