@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 import re
+from typing import Any
 
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -78,3 +79,14 @@ def child_processes() -> set[int]:
         if match and match.group(1) == me:
             children.add(int(status.parent.name))
     return children
+
+
+async def async_accept_assistant_defaults(
+    hass: HomeAssistant, result: Any, flows: Any = None
+) -> Any:
+    """Submit the two assistant forms with their defaults."""
+    flows = flows or hass.config_entries.flow
+    assert result["step_id"] in {"assistant", "user", "reconfigure"}, result
+    result = await flows.async_configure(result["flow_id"], {})
+    assert result.get("step_id") in {"assistant_voice", "voice"}, result
+    return await flows.async_configure(result["flow_id"], {})

@@ -26,7 +26,7 @@ from wyoming.server import AsyncEventHandler, AsyncServer
 
 from custom_components.local_voice import config_flow
 from custom_components.local_voice.const import DOMAIN, SUBENTRY_PROVIDER
-from tests.common import HOST
+from tests.common import HOST, async_accept_assistant_defaults
 from tests.servers.launch import free_port
 
 
@@ -119,6 +119,8 @@ async def test_user_finds_local_servers(
     assert result["description_placeholders"]["found"] == "3"
 
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["step_id"] == "assistant"
+    result = await async_accept_assistant_defaults(hass, result)
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
     entry = result["result"]
@@ -214,6 +216,7 @@ async def test_zeroconf_first(
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
     assert result["step_id"] == "providers"
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    result = await async_accept_assistant_defaults(hass, result)
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
     assert set(_providers(hass)) == {piper, whisper}

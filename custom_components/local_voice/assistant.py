@@ -175,6 +175,7 @@ class LanguageCheck:
     sentence: str
     heard: str
     ok: bool
+    stage: str = "stt"
 
 
 async def async_check_language(
@@ -200,7 +201,9 @@ async def async_check_language(
             async for chunk in tts.async_synthesize(sentence, voice)
         ]
     except HomeAssistantError as err:
-        return LanguageCheck(sentence, f"({err})", ok=False)
+        return LanguageCheck(sentence, str(err), ok=False, stage="tts")
+    if not audio:
+        return LanguageCheck(sentence, "", ok=False, stage="tts")
 
     async def stream() -> AsyncIterator[bytes]:
         for piece in audio:

@@ -7,10 +7,11 @@ chain; every outcome is folded into that provider's health.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterable
+from collections.abc import AsyncGenerator, AsyncIterable, Sequence
 from dataclasses import dataclass
 import logging
 import time
+from typing import Protocol
 
 from homeassistant.exceptions import HomeAssistantError
 from wyoming.audio import AudioChunk, AudioFormat
@@ -23,13 +24,37 @@ from .client import (
     async_transcribe,
 )
 from .const import DOMAIN
-from .coordinator import ProviderCoordinator
 from .provider import Provider
 
 _LOGGER = logging.getLogger(__name__)
 
 # Home Assistant hands wake word engines 16 kHz 16-bit mono audio.
 WAKE_AUDIO = AudioFormat(rate=16000, width=2, channels=1)
+
+
+class ProviderHandle(Protocol):
+    """A provider and the place its request outcomes are reported to."""
+
+    @property
+    def provider(self) -> Provider:
+        """Return the provider."""
+
+    def report_request(
+        self, started: float, error: WyomingError | None = None
+    ) -> None:
+        """Record the outcome of a request."""
+
+
+@dataclass(slots=True)
+class UnmanagedProvider:
+    """A provider without health tracking, as used while a flow checks it."""
+
+    provider: Provider
+
+    def report_request(
+        self, started: float, error: WyomingError | None = None
+    ) -> None:
+        """Nothing tracks this provider's health."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +70,12 @@ class Detected:
 class Chain:
     """An ordered list of providers for one kind of service."""
 
-    def __init__(self, coordinators: list[ProviderCoordinator]) -> None:
+    def __init__(self, coordinators: Sequence[ProviderHandle]) -> None:
         """Keep the providers in order."""
         self.coordinators = coordinators
 
     @property
-    def primary(self) -> ProviderCoordinator | None:
+    def primary(self) -> ProviderHandle | None:
         """Return the provider requests go to."""
         return self.coordinators[0] if self.coordinators else None
 
@@ -66,7 +91,7 @@ class Chain:
         provider = self.provider
         return provider is not None and provider.available
 
-    def _require(self) -> ProviderCoordinator:
+    def _require(self) -> ProviderHandle:
         primary = self.primary
         if primary is None:
             raise HomeAssistantError(

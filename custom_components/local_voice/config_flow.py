@@ -10,7 +10,7 @@ single entry itself and turns a discovery into a new provider subentry.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import ipaddress
 import logging
 import re
@@ -19,11 +19,13 @@ from typing import Any
 from urllib.parse import urlparse
 
 from homeassistant.config_entries import (
+    SOURCE_RECONFIGURE,
     ConfigEntry,
+    ConfigEntryState,
     ConfigFlow,
     ConfigFlowResult,
     ConfigSubentry,
-    ConfigSubentryData,
+    ConfigSubentryDataWithId,
     ConfigSubentryFlow,
     SubentryFlowResult,
 )
@@ -32,9 +34,12 @@ from homeassistant.core import callback
 from homeassistant.helpers import config_validation as cv, selector
 from homeassistant.helpers.service_info.hassio import HassioServiceInfo
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
+from homeassistant.util.ulid import ulid_now
 import probatio as vol
 from wyoming.info import Info
 
+from .assistant import AssistantSettings
+from .assistant_flow import AssistantForm
 from .client import WyomingError, async_describe
 from .const import (
     CONF_INFO,
@@ -42,9 +47,10 @@ from .const import (
     DEFAULT_SCAN_PORTS,
     DOMAIN,
     SCAN_HOST,
+    SUBENTRY_ASSISTANT,
     SUBENTRY_PROVIDER,
 )
-from .provider import Offer, offer_from_info
+from .provider import Offer, Provider, offer_from_info
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -77,6 +83,18 @@ class Candidate:
     port: int
     info: Info
     offer: Offer
+    subentry_id: str = field(default_factory=ulid_now)
+
+    def provider(self) -> Provider:
+        """Return the server as a provider, for the assistant forms."""
+        return Provider(
+            subentry_id=self.subentry_id,
+            host=self.host,
+            port=self.port,
+            info=self.info,
+            offer=self.offer,
+            available=True,
+        )
 
     @property
     def address(self) -> str:
@@ -96,10 +114,11 @@ class Candidate:
         """Return the data stored for this provider."""
         return provider_data(self.host, self.port, self.info)
 
-    def subentry(self) -> ConfigSubentryData:
-        """Return the provider subentry for this server."""
-        return ConfigSubentryData(
+    def subentry(self) -> ConfigSubentryDataWithId:
+        """Return the provider subentry for this server, with its id."""
+        return ConfigSubentryDataWithId(
             data=self.data(),
+            subentry_id=self.subentry_id,
             subentry_type=SUBENTRY_PROVIDER,
             title=self.title,
             unique_id=self.address,
@@ -197,14 +216,19 @@ class LocalVoiceConfigFlow(ConfigFlow, domain=DOMAIN):
         """Start with nothing found."""
         self._found: dict[str, Candidate] = {}
         self._discovered: Candidate | None = None
+        self._chosen: list[Candidate] = []
+        self._assistant: AssistantForm | None = None
 
     @classmethod
     @callback
     def async_get_supported_subentry_types(
         cls, config_entry: ConfigEntry
     ) -> dict[str, type[ConfigSubentryFlow]]:
-        """Providers are added and reconfigured as subentries."""
-        return {SUBENTRY_PROVIDER: ProviderSubentryFlow}
+        """Providers and assistants are added and changed as subentries."""
+        return {
+            SUBENTRY_PROVIDER: ProviderSubentryFlow,
+            SUBENTRY_ASSISTANT: AssistantSubentryFlow,
+        }
 
     async def async_step_user(
         self, user_input: dict[str, Any] | None = None
@@ -237,11 +261,14 @@ class LocalVoiceConfigFlow(ConfigFlow, domain=DOMAIN):
             if not errors and not chosen:
                 errors["base"] = "no_providers"
             if not errors:
-                return self.async_create_entry(
-                    title="Local Voice",
-                    data={},
-                    subentries=[candidate.subentry() for candidate in chosen],
+                self._chosen = chosen
+                self._assistant = AssistantForm(
+                    self.hass,
+                    {c.subentry_id: (c.title, c.provider()) for c in chosen},
                 )
+                if self._assistant.can_create:
+                    return await self.async_step_assistant()
+                return self._async_create([])
 
         fields: dict[vol.Marker, Any] = {}
         if self._found:
@@ -264,6 +291,56 @@ class LocalVoiceConfigFlow(ConfigFlow, domain=DOMAIN):
                 "found": str(len(self._found)),
                 "ports": ", ".join(str(p) for p in DEFAULT_SCAN_PORTS),
             },
+        )
+
+    async def async_step_assistant(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Name the assistant, pick its providers and language."""
+        form = self._assistant
+        assert form is not None
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            errors = await form.async_validate_one(user_input)
+            if not errors:
+                return await self.async_step_assistant_voice()
+        return self.async_show_form(
+            step_id="assistant",
+            data_schema=self.add_suggested_values_to_schema(
+                await form.async_schema_one(), user_input
+            ),
+            errors=errors,
+        )
+
+    async def async_step_assistant_voice(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Pick the voice, wake word and agent; check the language by ear."""
+        form = self._assistant
+        assert form is not None
+        errors: dict[str, str] = {}
+        placeholders: dict[str, str] = {}
+        if user_input is not None:
+            errors, placeholders, settings = await form.async_validate_two(user_input)
+            if settings is not None:
+                return self._async_create([assistant_subentry(settings)])
+        return self.async_show_form(
+            step_id="assistant_voice",
+            data_schema=self.add_suggested_values_to_schema(
+                form.schema_two(), user_input
+            ),
+            errors=errors,
+            description_placeholders=placeholders,
+        )
+
+    @callback
+    def _async_create(
+        self, assistants: list[ConfigSubentryDataWithId]
+    ) -> ConfigFlowResult:
+        return self.async_create_entry(
+            title="Local Voice",
+            data={},
+            subentries=[c.subentry() for c in self._chosen] + assistants,
         )
 
     async def async_step_zeroconf(
@@ -334,6 +411,17 @@ class LocalVoiceConfigFlow(ConfigFlow, domain=DOMAIN):
         return await self.async_step_providers()
 
 
+def assistant_subentry(settings: AssistantSettings) -> ConfigSubentryDataWithId:
+    """Return the subentry of a new assistant."""
+    return ConfigSubentryDataWithId(
+        data=settings.as_data(),
+        subentry_id=ulid_now(),
+        subentry_type=SUBENTRY_ASSISTANT,
+        title=settings.name,
+        unique_id=None,
+    )
+
+
 class ProviderSubentryFlow(ConfigSubentryFlow):
     """Add a Wyoming server by address, or change a server's address."""
 
@@ -390,4 +478,91 @@ class ProviderSubentryFlow(ConfigSubentryFlow):
                 user_input,
             ),
             errors=errors,
+        )
+
+
+class AssistantSubentryFlow(ConfigSubentryFlow):
+    """Add an assistant, or change one."""
+
+    _form: AssistantForm
+
+    def _start(self, subentry: ConfigSubentry | None) -> SubentryFlowResult | None:
+        entry = self._get_entry()
+        if entry.state is not ConfigEntryState.LOADED:
+            return self.async_abort(reason="entry_not_loaded")
+        self._form = AssistantForm(
+            self.hass,
+            {
+                pid: (entry.subentries[pid].title, coordinator.provider)
+                for pid, coordinator in entry.runtime_data.providers.items()
+            },
+            subentry_id=subentry.subentry_id if subentry else None,
+            current=AssistantSettings.from_data(subentry.data) if subentry else None,
+        )
+        if not self._form.can_create:
+            return self.async_abort(reason="no_speech_providers")
+        return None
+
+    async def async_step_user(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Start a new assistant."""
+        if user_input is None and (abort := self._start(None)) is not None:
+            return abort
+        return await self._async_form_one("user", user_input)
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Change an assistant."""
+        if user_input is None and (
+            abort := self._start(self._get_reconfigure_subentry())
+        ) is not None:
+            return abort
+        return await self._async_form_one("reconfigure", user_input)
+
+    async def _async_form_one(
+        self, step_id: str, user_input: dict[str, Any] | None
+    ) -> SubentryFlowResult:
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            errors = await self._form.async_validate_one(user_input)
+            if not errors:
+                return await self.async_step_voice()
+        return self.async_show_form(
+            step_id=step_id,
+            data_schema=self.add_suggested_values_to_schema(
+                await self._form.async_schema_one(), user_input
+            ),
+            errors=errors,
+        )
+
+    async def async_step_voice(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Pick the voice, wake word and agent; check the language by ear."""
+        errors: dict[str, str] = {}
+        placeholders: dict[str, str] = {}
+        if user_input is not None:
+            errors, placeholders, settings = await self._form.async_validate_two(
+                user_input
+            )
+            if settings is not None:
+                if self.source == SOURCE_RECONFIGURE:
+                    return self.async_update_and_abort(
+                        self._get_entry(),
+                        self._get_reconfigure_subentry(),
+                        title=settings.name,
+                        data=settings.as_data(),
+                    )
+                return self.async_create_entry(
+                    title=settings.name, data=settings.as_data()
+                )
+        return self.async_show_form(
+            step_id="voice",
+            data_schema=self.add_suggested_values_to_schema(
+                self._form.schema_two(), user_input
+            ),
+            errors=errors,
+            description_placeholders=placeholders,
         )

@@ -51,7 +51,8 @@ class LocalVoiceEntity[ChainT: Chain](Entity):
         """Follow the health of every provider in the chain."""
         await super().async_added_to_hass()
         for coordinator in self.chain.coordinators:
-            self.async_on_remove(coordinator.async_add_listener(self._on_health))
+            if isinstance(coordinator, ProviderCoordinator):
+                self.async_on_remove(coordinator.async_add_listener(self._on_health))
 
     @callback
     def _on_health(self) -> None:
