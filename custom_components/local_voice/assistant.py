@@ -198,7 +198,7 @@ async def async_check_language(
     try:
         audio = [
             converter.convert(chunk).audio
-            async for chunk in tts.async_synthesize(sentence, voice)
+            async for chunk in tts.async_synthesize(sentence, voice, fallback=False)
         ]
     except HomeAssistantError as err:
         return LanguageCheck(sentence, str(err), ok=False, stage="tts")

@@ -201,7 +201,9 @@ class AssistantForm:
             wake_default = default_wake_word(wake_offer) or NO_WAKE_WORD
         return vol.Schema(
             {
-                vol.Required(CONF_VOICE, default=voice_default): selector.SelectSelector(
+                vol.Required(
+                    CONF_VOICE, default=voice_default
+                ): selector.SelectSelector(
                     selector.SelectSelectorConfig(
                         options=voice_options, mode=selector.SelectSelectorMode.DROPDOWN
                     )
@@ -234,9 +236,10 @@ class AssistantForm:
         language = draft[CONF_LANGUAGE]
         agent = user_input[CONF_CONVERSATION_ENGINE]
         languages = agent_languages(self.hass, agent)
-        if languages is not None and best_match(
-            self.hass, language, sorted(languages)
-        ) is None:
+        if (
+            languages is not None
+            and best_match(self.hass, language, sorted(languages)) is None
+        ):
             return {CONF_CONVERSATION_ENGINE: "language_unsupported_agent"}, {}, None
         voice = user_input[CONF_VOICE]
         voice = None if voice == SERVER_VOICE else voice
@@ -261,6 +264,8 @@ class AssistantForm:
         check = await async_check_language(stt, tts, language, stt_language, voice)
         if check is not None and not check.ok:
             placeholders = {"sentence": check.sentence, "heard": check.heard}
-            key = "tts_check_failed" if check.stage == "tts" else "language_check_failed"
+            key = (
+                "tts_check_failed" if check.stage == "tts" else "language_check_failed"
+            )
             return {"base": key}, placeholders, None
         return {}, {}, settings

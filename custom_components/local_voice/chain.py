@@ -39,9 +39,7 @@ class ProviderHandle(Protocol):
     def provider(self) -> Provider:
         """Return the provider."""
 
-    def report_request(
-        self, started: float, error: WyomingError | None = None
-    ) -> None:
+    def report_request(self, started: float, error: WyomingError | None = None) -> None:
         """Record the outcome of a request."""
 
 
@@ -51,9 +49,7 @@ class UnmanagedProvider:
 
     provider: Provider
 
-    def report_request(
-        self, started: float, error: WyomingError | None = None
-    ) -> None:
+    def report_request(self, started: float, error: WyomingError | None = None) -> None:
         """Nothing tracks this provider's health."""
 
 
@@ -154,11 +150,14 @@ class TtsChain(Chain):
         text: str | AsyncIterable[str],
         voice: str | None,
         speaker: str | None = None,
+        *,
+        fallback: bool = True,
     ) -> AsyncGenerator[AudioChunk]:
         """Yield audio, falling back to the server's default voice when needed.
 
         A voice the server turns down is remembered as missing; for a plain
-        text the request is repeated with the server's own default voice.
+        text the request is repeated with the server's own default voice,
+        unless `fallback` is off (when a voice itself is being checked).
         """
         coordinator = self._require()
         provider = coordinator.provider
@@ -177,7 +176,7 @@ class TtsChain(Chain):
                 produced = True
                 yield chunk
         except ServerError as err:
-            if voice is None or produced or not isinstance(text, str):
+            if voice is None or produced or not fallback or not isinstance(text, str):
                 if voice is not None and not produced:
                     provider.missing_voices.add(voice)
                 coordinator.report_request(started, err)

@@ -515,9 +515,10 @@ class AssistantSubentryFlow(ConfigSubentryFlow):
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
         """Change an assistant."""
-        if user_input is None and (
-            abort := self._start(self._get_reconfigure_subentry())
-        ) is not None:
+        if (
+            user_input is None
+            and (abort := self._start(self._get_reconfigure_subentry())) is not None
+        ):
             return abort
         return await self._async_form_one("reconfigure", user_input)
 

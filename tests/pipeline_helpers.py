@@ -1,0 +1,104 @@
+"""Run speech through a real Assist pipeline and collect what happened."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from homeassistant.components import stt, tts
+from homeassistant.components.assist_pipeline import (
+    PipelineEvent,
+    PipelineEventType,
+    async_pipeline_from_audio_stream,
+)
+from homeassistant.components.assist_pipeline.pipeline import PipelineStage
+from homeassistant.core import Context, HomeAssistant
+
+from tests.speech import Speech, silence
+
+METADATA = stt.SpeechMetadata(
+    language="",
+    format=stt.AudioFormats.WAV,
+    codec=stt.AudioCodecs.PCM,
+    bit_rate=stt.AudioBitRates.BITRATE_16,
+    sample_rate=stt.AudioSampleRates.SAMPLERATE_16000,
+    channel=stt.AudioChannels.CHANNEL_MONO,
+)
+
+
+@dataclass
+class Run:
+    """The events of one pipeline run."""
+
+    events: list[PipelineEvent] = field(default_factory=list)
+
+    def first(self, kind: PipelineEventType) -> dict[str, Any]:
+        """Return the data of the first event of a kind."""
+        for event in self.events:
+            if event.type == kind:
+                return event.data or {}
+        raise AssertionError(
+            f"no {kind} event in {[(e.type, e.data) for e in self.events]}"
+        )
+
+    @property
+    def transcript(self) -> str:
+        """Return what speech-to-text heard."""
+        return str(self.first(PipelineEventType.STT_END)["stt_output"]["text"])
+
+    @property
+    def answer(self) -> str:
+        """Return what the assistant said."""
+        response = self.first(PipelineEventType.INTENT_END)["intent_output"]["response"]
+        return str(response["speech"]["plain"]["speech"])
+
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        """Return the error events."""
+        return [e.data or {} for e in self.events if e.type == PipelineEventType.ERROR]
+
+    async def async_reply_audio(self, hass: HomeAssistant) -> tuple[str, bytes]:
+        """Fetch the spoken reply the way a satellite streams it."""
+        output = self.first(PipelineEventType.TTS_END)["tts_output"]
+        stream = tts.async_get_stream(hass, output["token"])
+        assert stream is not None, output
+        audio = b"".join([chunk async for chunk in stream.async_stream_result()])
+        return stream.extension, audio
+
+
+async def _paced(speech: Speech, tail: float, real_time: bool) -> AsyncIterator[bytes]:
+    """Yield 10 ms chunks, at the pace of a microphone when asked.
+
+    Like a microphone that is opened before one speaks, the audio starts with
+    half a second of silence.
+    """
+    for chunk in (silence(0.5) + speech).chunks(size=320, tail_silence=tail):
+        if real_time:
+            await asyncio.sleep(0.01)
+        yield chunk
+
+
+async def async_run_speech(
+    hass: HomeAssistant,
+    speech: Speech,
+    *,
+    pipeline_id: str | None = None,
+    wake_word: bool = False,
+    tail: float = 1.5,
+) -> Run:
+    """Send speech through the pipeline: STT (or wake word) to TTS."""
+    run = Run()
+    await async_pipeline_from_audio_stream(
+        hass,
+        context=Context(),
+        event_callback=run.events.append,
+        stt_metadata=METADATA,
+        stt_stream=_paced(speech, tail, real_time=wake_word),
+        pipeline_id=pipeline_id,
+        start_stage=PipelineStage.WAKE_WORD if wake_word else PipelineStage.STT,
+        end_stage=PipelineStage.TTS,
+        tts_audio_output="wav",
+    )
+    return run
