@@ -1,0 +1,601 @@
+"""Run a real Home Assistant with Local Voice and a demo home, set up like a newcomer would.
+
+Run it through scripts/develop, which prepares the environment first:
+
+    scripts/develop            set up, verify, then run until Ctrl-C or SIGTERM
+    scripts/develop --check    set up, verify, stop; exit 0 only if it all works
+    scripts/develop --keep     reuse .develop/config (users, entries) of the last run
+    scripts/develop --port N   serve Home Assistant on port N instead of 8123
+
+Everything goes through Home Assistant's public REST and websocket APIs, as
+the frontend does: onboarding, areas, exposure, and Local Voice's own config
+flow with its default answers. So a passing --check means a newcomer who
+installs the integration and clicks through gets a working voice assistant.
+Logs end up in .develop/ (home-assistant.log, servers/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Awaitable, Callable
+import contextlib
+import json
+import os
+from pathlib import Path
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import Any, NoReturn
+
+import aiohttp
+import yaml
+
+PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT))  # for tests.*: this file runs as a script
+
+from tests.demo_home import AREAS, CONFIG, EXPOSED  # noqa: E402
+from tests.servers import launch  # noqa: E402
+
+DEVELOP = PROJECT / ".develop"
+CONFIG_DIR = DEVELOP / "config"
+HA_LOG = DEVELOP / "home-assistant.log"
+SERVER_LOGS = DEVELOP / "servers"
+# Built-in components to load, besides the demo home's: default_config's
+# useful part.
+BUILT_IN = (
+    "frontend",
+    "config",
+    "history",
+    "logbook",
+    "media_source",
+    "assist_pipeline",
+    "conversation",
+    "diagnostics",
+    "repairs",
+)
+SERVER_PORTS = {"piper": 10200, "whisper": 10300, "wakeword": 10400}
+# What each server must offer in its Describe answer to be reused.
+SERVER_SERVICE = {"piper": "tts", "whisper": "asr", "wakeword": "wake"}
+USER = {"name": "Demo", "username": "demo", "password": "demo-local-voice"}
+LANGUAGE = "en"
+LATITUDE, LONGITUDE = 52.3731339, 4.8903147  # Amsterdam, Home Assistant's default
+# Onboarding's core_config step adds these internet services on its own. Their
+# requirements are not installed (and HA runs with --skip-pip), so their flows
+# fail to load, or their entry fails to set up and is removed again. The
+# modules missing for them are expected in the log; any other is a failure.
+ONBOARDING_CLOUD = ("google_translate", "met", "radio_browser")
+EXPECTED_MISSING = {"gtts", "metno", "radios"}
+
+
+class SetupError(Exception):
+    """Something a newcomer would see fail; the message says what and where."""
+
+
+def say(message: str) -> None:
+    """Print a progress line, in bold like scripts/env.sh's lv_log."""
+    print(f"\033[1m==> {message}\033[0m", flush=True)
+
+
+def port_in_use(port: int) -> bool:
+    """Return True if something accepts connections on 127.0.0.1:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def lan_address() -> str | None:
+    """Return this machine's address on its default route, if it has one.
+
+    Connecting a UDP socket only picks a route; no packet is sent.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect(("192.0.2.1", 9))
+        except OSError:
+            return None
+        address = str(sock.getsockname()[0])
+    return None if address.startswith("127.") else address
+
+
+def configuration() -> dict[str, Any]:
+    """Return configuration.yaml: what default_config would load, minus the network.
+
+    No default_config (cloud, bluetooth, zeroconf, ssdp and dhcp would send
+    multicast on every interface) and no http: block (HA keeps that in its own
+    store and reverts YAML changes nobody confirms; the port goes through
+    SETUP_PORT instead).
+    """
+    return {
+        "homeassistant": {
+            "name": "Local Voice demo",
+            "unit_system": "metric",
+            "time_zone": "UTC",
+            "latitude": LATITUDE,
+            "longitude": LONGITUDE,
+            "elevation": 0,
+            "country": "US",
+            "language": LANGUAGE,
+        },
+        **{domain: {} for domain in BUILT_IN},
+        "logger": {"default": "info"},
+        **CONFIG,
+    }
+
+
+def stored_port() -> int | None:
+    """Return the HTTP port a kept config dir stored on its first start, if any."""
+    path = CONFIG_DIR / ".storage" / "http"
+    if not path.exists():
+        return None
+    return int(json.loads(path.read_text())["data"]["stable"]["server_port"])
+
+
+def prepare_config(keep: bool, port: int) -> None:
+    """Write the config dir, with Local Voice linked in as HACS would place it."""
+    if keep and (old := stored_port()) not in (None, port):
+        raise SetupError(
+            f"{CONFIG_DIR} was made for port {old}; run without --keep to change it"
+        )
+    if CONFIG_DIR.exists() and not keep:
+        shutil.rmtree(CONFIG_DIR)
+    CONFIG_DIR.mkdir(parents=True, exist_ok=True)
+    (CONFIG_DIR / "configuration.yaml").write_text(
+        yaml.safe_dump(configuration(), sort_keys=False, allow_unicode=True)
+    )
+    link = CONFIG_DIR / "custom_components" / "local_voice"
+    link.parent.mkdir(exist_ok=True)
+    if not link.is_symlink():
+        # A symlink, so that edits show up after a restart of Home Assistant.
+        link.symlink_to(
+            os.path.relpath(PROJECT / "custom_components" / "local_voice", link.parent)
+        )
+
+
+def reusable(name: str, port: int) -> bool:
+    """Return True if a fitting Wyoming server already listens on `port`."""
+    info = launch.describe(port)
+    if info is not None:
+        if not info.get(SERVER_SERVICE[name]):
+            raise SetupError(
+                f"port {port} has a Wyoming server without {name}'s service"
+            )
+        say(f"Reusing the Wyoming server on port {port} as {name}")
+        return True
+    if port_in_use(port):
+        raise SetupError(f"port {port} is taken by something that is not Wyoming")
+    return False
+
+
+def start_servers() -> list[launch.Server]:
+    """Start the speech servers on their usual ports; reuse any already there."""
+    wanted = [name for name, port in SERVER_PORTS.items() if not reusable(name, port)]
+    commands = launch.commands(SERVER_LOGS)
+    started: list[launch.Server] = []
+    try:
+        started.extend(
+            launch.start(name, commands[name], SERVER_PORTS[name], SERVER_LOGS)
+            for name in wanted
+        )
+        launch.wait_ready(started)
+    except BaseException:
+        for server in started:
+            server.stop()
+        raise
+    return started
+
+
+def start_hass(port: int) -> subprocess.Popen[bytes]:
+    """Start `python -m homeassistant` with its console output in HA_LOG.
+
+    --skip-pip: all requirements are preinstalled by scripts/setup, and Home
+    Assistant must never install into the shared venv by itself; a missing one
+    shows up as "No module named" in the log instead.
+    """
+    if port_in_use(port):
+        raise SetupError(f"port {port} is already in use (another Home Assistant?)")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["SETUP_PORT"] = str(port)
+    command = [sys.executable, "-m", "homeassistant", "--config", str(CONFIG_DIR)]
+    with HA_LOG.open("wb") as log:
+        return subprocess.Popen(
+            [*command, "--skip-pip", "--log-no-color"],
+            cwd=DEVELOP,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+
+def stop_hass(hass: subprocess.Popen[bytes]) -> None:
+    """Stop Home Assistant the way systemd would: SIGTERM, then SIGKILL."""
+    if hass.poll() is None:
+        say("Stopping Home Assistant")
+        hass.terminate()
+        try:
+            hass.wait(120)
+        except subprocess.TimeoutExpired:
+            hass.kill()
+            hass.wait()
+
+
+class Api:
+    """Home Assistant's REST and websocket APIs, used as the frontend uses them."""
+
+    def __init__(self, session: aiohttp.ClientSession, base_url: str) -> None:
+        """Talk to base_url; log in later."""
+        self.session = session
+        self.base_url = base_url
+        self.client_id = f"{base_url}/"
+        self.token: str | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._next_id = 0
+
+    async def request(
+        self, method: str, path: str, body: Any = None, expect: int = 200
+    ) -> Any:
+        """Send a JSON request, return the JSON answer; raise on other statuses."""
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        async with self.session.request(
+            method, self.base_url + path, json=body, headers=headers
+        ) as response:
+            if response.status != expect:
+                raise SetupError(
+                    f"{method} {path} answered {response.status}: {await response.text()}"
+                )
+            return await response.json() if response.content_length != 0 else None
+
+    async def get_token(self, code: str) -> None:
+        """Exchange an authorization code for an access token."""
+        async with self.session.post(
+            self.base_url + "/auth/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "client_id": self.client_id,
+            },
+        ) as response:
+            if response.status != 200:
+                raise SetupError(f"/auth/token answered {response.status}")
+            self.token = (await response.json())["access_token"]
+
+    async def login(self) -> str:
+        """Log in as the demo user with the login flow; return the auth code."""
+        flow = await self.request(
+            "POST",
+            "/auth/login_flow",
+            {
+                "client_id": self.client_id,
+                "handler": ["homeassistant", None],
+                "redirect_uri": f"{self.client_id}?auth_callback=1",
+            },
+        )
+        result = await self.request(
+            "POST",
+            f"/auth/login_flow/{flow['flow_id']}",
+            {
+                "client_id": self.client_id,
+                **{k: USER[k] for k in ("username", "password")},
+            },
+        )
+        if result.get("type") != "create_entry":
+            raise SetupError(f"cannot log in as {USER['username']}: {result}")
+        return str(result["result"])
+
+    async def ws(self, command: str, **data: Any) -> Any:
+        """Send a websocket command and return its result."""
+        if self._ws is None:
+            self._ws = await self.session.ws_connect(self.base_url + "/api/websocket")
+            await self._ws.receive_json()  # auth_required
+            await self._ws.send_json({"type": "auth", "access_token": self.token})
+            if (answer := await self._ws.receive_json())["type"] != "auth_ok":
+                raise SetupError(f"websocket authentication failed: {answer}")
+        self._next_id += 1
+        await self._ws.send_json({"id": self._next_id, "type": command, **data})
+        while (message := await self._ws.receive_json(timeout=60))[
+            "id"
+        ] != self._next_id:
+            pass
+        if not message["success"]:
+            raise SetupError(f"{command} failed: {message['error']}")
+        return message.get("result")
+
+    async def close(self) -> None:
+        """Close the websocket."""
+        if self._ws is not None:
+            await self._ws.close()
+
+
+async def wait_for(
+    what: str,
+    probe: Callable[[], Awaitable[bool]],
+    hass: subprocess.Popen[bytes],
+    within: float = 300,
+) -> None:
+    """Poll until probe() is True; fail early if Home Assistant exits."""
+    deadline = time.monotonic() + within
+    while not await probe():
+        if hass.poll() is not None:
+            raise SetupError(
+                f"Home Assistant exited ({hass.returncode}) before {what}; see {HA_LOG}"
+            )
+        if time.monotonic() > deadline:
+            raise SetupError(f"timed out waiting for {what}; see {HA_LOG}")
+        await asyncio.sleep(0.5)
+
+
+async def onboard(api: Api, hass: subprocess.Popen[bytes]) -> None:
+    """Create the demo user and finish onboarding, or log in if it was done."""
+
+    async def http_up() -> bool:
+        with contextlib.suppress(aiohttp.ClientError):
+            async with api.session.get(api.base_url + "/manifest.json"):
+                return True
+        return False
+
+    await wait_for("its web server", http_up, hass)
+    async with api.session.get(api.base_url + "/api/onboarding") as response:
+        # The onboarding views are only registered while onboarding is due.
+        steps = {} if response.status == 404 else await response.json()
+    done = {step["step"] for step in steps if step["done"]} if steps else None
+    if done is None or "user" in done:
+        say("Already onboarded: logging in")
+        await api.get_token(await api.login())
+    else:
+        say("Onboarding: creating the user 'demo'")
+        answer = await api.request(
+            "POST",
+            "/api/onboarding/users",
+            {**USER, "client_id": api.client_id, "language": LANGUAGE},
+        )
+        await api.get_token(answer["auth_code"])
+    bodies = {
+        "core_config": {},
+        "analytics": {},
+        "integration": {
+            "client_id": api.client_id,
+            "redirect_uri": f"{api.client_id}?auth_callback=1",
+        },
+    }
+    for step, body in bodies.items():
+        if done is not None and step not in done:
+            await api.request("POST", f"/api/onboarding/{step}", body)
+
+    async def running() -> bool:
+        return bool((await api.request("GET", "/api/config"))["state"] == "RUNNING")
+
+    await wait_for("the state RUNNING", running, hass)
+
+
+async def remove_onboarding_cloud(api: Api) -> None:
+    """Remove the entries onboarding made for internet services.
+
+    They cannot load here and would show up as "Failed to set up" in the demo.
+    """
+    for entry in await api.request("GET", "/api/config/config_entries/entry"):
+        if entry["domain"] in ONBOARDING_CLOUD:
+            await api.request(
+                "DELETE", f"/api/config/config_entries/entry/{entry['entry_id']}"
+            )
+
+
+async def add_local_voice(api: Api) -> None:
+    """Add Local Voice through its config flow, accepting every default."""
+    entries = await api.request(
+        "GET", "/api/config/config_entries/entry?domain=local_voice"
+    )
+    if entries:
+        say("Local Voice is already set up")
+        return
+    say("Adding Local Voice through its config flow, with the defaults")
+    result = await api.request(
+        "POST", "/api/config/config_entries/flow", {"handler": "local_voice"}
+    )
+    while result["type"] == "form":
+        if result.get("errors"):
+            raise SetupError(f"form {result['step_id']} refused: {result['errors']}")
+        print(f"    form {result['step_id']}: defaults")
+        result = await api.request(
+            "POST", f"/api/config/config_entries/flow/{result['flow_id']}", {}
+        )
+    if result["type"] != "create_entry":
+        raise SetupError(f"the config flow ended with {result}")
+
+
+async def arrange_home(api: Api) -> None:
+    """Put the demo entities in their areas and expose exactly EXPOSED to Assist.
+
+    Onboarding already made the areas Kitchen, Living Room and Bedroom; names
+    are matched so they are reused. Runs after Local Voice is added so that
+    entities it creates are covered too.
+    """
+    areas = {
+        a["name"].casefold(): a["area_id"]
+        for a in await api.ws("config/area_registry/list")
+    }
+    for name, entity_ids in AREAS.items():
+        area_id = areas.get(name.casefold())
+        if area_id is None:
+            area_id = (await api.ws("config/area_registry/create", name=name))[
+                "area_id"
+            ]
+        for entity_id in entity_ids:
+            await api.ws(
+                "config/entity_registry/update", entity_id=entity_id, area_id=area_id
+            )
+    everything = [
+        state["entity_id"] for state in await api.request("GET", "/api/states")
+    ]
+    for expose, entity_ids in (
+        (True, EXPOSED),
+        (False, [e for e in everything if e not in EXPOSED]),
+    ):
+        await api.ws(
+            "homeassistant/expose_entity",
+            assistants=["conversation"],
+            entity_ids=entity_ids,
+            should_expose=expose,
+        )
+
+
+async def verify(api: Api, hass: subprocess.Popen[bytes]) -> None:
+    """Check the entry, the preferred pipeline, the exposure and a typed command."""
+    entries = await api.request(
+        "GET", "/api/config/config_entries/entry?domain=local_voice"
+    )
+    if [entry["state"] for entry in entries] != ["loaded"]:
+        raise SetupError(f"Local Voice is not loaded: {entries}")
+    exposed = await api.ws("homeassistant/expose_entity/list")
+    exposed_ids = {
+        entity_id
+        for entity_id, assistants in exposed["exposed_entities"].items()
+        if assistants.get("conversation")
+    }
+    if exposed_ids != set(EXPOSED):
+        raise SetupError(f"exposed to Assist: {sorted(exposed_ids)}, not EXPOSED")
+    pipelines = await api.ws("assist_pipeline/pipeline/list")
+    preferred = next(
+        p for p in pipelines["pipelines"] if p["id"] == pipelines["preferred_pipeline"]
+    )
+    engines = {
+        k: preferred.get(k) for k in ("stt_engine", "tts_engine", "wake_word_entity")
+    }
+    if preferred["name"] != "Local Voice" or not all(engines.values()):
+        raise SetupError(f"the preferred pipeline is not Local Voice's: {preferred}")
+    say(
+        f"Preferred pipeline: {preferred['name']} ({', '.join(map(str, engines.values()))})"
+    )
+    for text, state in (
+        ("turn on the kitchen light", "on"),
+        ("turn off the kitchen light", "off"),
+    ):
+        answer = await api.request(
+            "POST", "/api/conversation/process", {"text": text, "language": LANGUAGE}
+        )
+        speech = answer["response"]["speech"]["plain"]["speech"]
+        print(f"    '{text}' -> '{speech}'")
+
+        async def switched(state: str = state) -> bool:
+            light = await api.request("GET", "/api/states/light.kitchen_light")
+            return bool(light["state"] == state)
+
+        await wait_for(f"light.kitchen_light to be {state}", switched, hass, within=10)
+
+
+def missing_modules() -> set[str]:
+    """Return the Python modules the HA log says are missing, bar the expected."""
+    text = HA_LOG.read_text(errors="replace") if HA_LOG.exists() else ""
+    return set(re.findall(r"No module named '([^']+)'", text)) - EXPECTED_MISSING
+
+
+def print_welcome(port: int) -> None:
+    """Tell the user where to go and what to try."""
+    urls = [f"http://127.0.0.1:{port}"]
+    if address := lan_address():
+        urls.append(f"http://{address}:{port}")
+    print(
+        "\n"
+        f"  Home Assistant with Local Voice is running: {'  or  '.join(urls)}\n"
+        f"  Username: {USER['username']}\n"
+        f"  Password: {USER['password']}\n"
+        "  Open Assist (top right) and type or click the microphone: "
+        "try 'turn on the kitchen light'\n"
+        "  (browsers allow the microphone only on 127.0.0.1/localhost or HTTPS)\n"
+        f"  Logs: {HA_LOG}, {SERVER_LOGS}/\n"
+        "  Press Ctrl-C to stop.\n",
+        flush=True,
+    )
+
+
+async def run(args: argparse.Namespace, hass: subprocess.Popen[bytes]) -> None:
+    """Set up and verify Home Assistant, then wait for SIGINT/SIGTERM unless --check."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, task.cancel)
+    async with aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=300)
+    ) as session:
+        api = Api(session, f"http://127.0.0.1:{args.port}")
+        try:
+            await onboard(api, hass)
+            await add_local_voice(api)
+            await remove_onboarding_cloud(api)
+            await arrange_home(api)
+            await verify(api, hass)
+        finally:
+            await api.close()
+    say("Verified: pipeline and a typed command work")
+    if args.check:
+        return
+    print_welcome(args.port)
+    while hass.poll() is None:  # noqa: ASYNC110 (a Popen has no awaitable exit)
+        await asyncio.sleep(1)
+    raise SetupError(f"Home Assistant exited ({hass.returncode}); see {HA_LOG}")
+
+
+def interrupt(signum: int, frame: object) -> NoReturn:
+    """Turn SIGTERM into KeyboardInterrupt so that cleanup runs."""
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    """Run everything; stop what was started, whatever happens."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--check", action="store_true", help="verify, then stop")
+    parser.add_argument("--keep", action="store_true", help="keep .develop/config")
+    parser.add_argument("--port", type=int, default=8123, help="Home Assistant's port")
+    # scripts/develop forwards SIGTERM to the pid written here.
+    parser.add_argument("--pid-file", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.pid_file:
+        args.pid_file.write_text(f"{os.getpid()}\n")
+    signal.signal(signal.SIGTERM, interrupt)
+    started = time.monotonic()
+    servers: list[launch.Server] = []
+    hass: subprocess.Popen[bytes] | None = None
+    status = 0
+    try:
+        DEVELOP.mkdir(exist_ok=True)
+        prepare_config(args.keep, args.port)
+        say("Starting the speech servers")
+        servers = start_servers()
+        say(f"Starting Home Assistant on port {args.port} (log: {HA_LOG})")
+        hass = start_hass(args.port)
+        asyncio.run(run(args, hass))
+    except SetupError as err:
+        print(f"ERROR: {err}", file=sys.stderr)
+        status = 1
+    except KeyboardInterrupt, asyncio.CancelledError:
+        status = 130 if args.check else 0
+    finally:
+        # No second signal may cut the cleanup short and leave processes behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if hass is not None:
+            stop_hass(hass)
+        for server in servers:
+            server.stop()
+        if args.pid_file:
+            args.pid_file.unlink(missing_ok=True)
+    if missing := missing_modules():
+        print(
+            f"ERROR: {HA_LOG} says these modules are missing: {', '.join(sorted(missing))};"
+            " add the component that needs them to scripts/ha_components.txt",
+            file=sys.stderr,
+        )
+        status = status or 1
+    say(f"Done in {time.monotonic() - started:.0f} s, exit status {status}")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,238 @@
+"""The spoken-command suite: the demo home, run by voice, in several voices.
+
+Each command is spoken by Piper and by three espeak-ng voices, sent through
+the preferred pipeline (speech-to-text, Home Assistant's local agent,
+text-to-speech) and judged by the state it leaves or the answer it gives.
+The outcome of every run is printed as a table and written to
+`command_suite.json` in the test's temporary folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+import json
+from pathlib import Path
+from typing import Any
+
+from homeassistant.config_entries import SOURCE_USER
+from homeassistant.core import HomeAssistant
+import pytest
+
+from custom_components.local_voice import config_flow
+from custom_components.local_voice.const import DOMAIN
+from tests.common import async_accept_assistant_defaults, normalize
+from tests.demo_home import async_setup_demo_home
+from tests.pipeline_helpers import Run, async_run_speech
+from tests.speech import Speech, SpeechMaker
+
+type Prepare = Callable[[HomeAssistant], Awaitable[None]]
+type Check = Callable[[HomeAssistant, Run], bool]
+
+
+def _set(domain: str, service: str, entity_id: str, **data: Any) -> Prepare:
+    async def prepare(hass: HomeAssistant) -> None:
+        await hass.services.async_call(
+            domain, service, {"entity_id": entity_id, **data}, blocking=True
+        )
+
+    return prepare
+
+
+def _state(entity_id: str, state: str) -> Check:
+    return lambda hass, run: hass.states.get(entity_id).state == state
+
+
+def _attr(entity_id: str, name: str, value: float) -> Check:
+    return lambda hass, run: hass.states.get(entity_id).attributes.get(name) == value
+
+
+def _answer(*words: str) -> Check:
+    return lambda hass, run: all(w in normalize(run.answer) for w in words)
+
+
+@dataclass(frozen=True)
+class Command:
+    """A spoken command, what comes before it and how it is judged."""
+
+    text: str
+    prepare: Prepare
+    check: Check
+
+
+COMMANDS = [
+    Command(
+        "Turn on the kitchen light.",
+        _set("light", "turn_off", "light.kitchen_light"),
+        _state("light.kitchen_light", "on"),
+    ),
+    Command(
+        "Turn off the kitchen light.",
+        _set("light", "turn_on", "light.kitchen_light"),
+        _state("light.kitchen_light", "off"),
+    ),
+    Command(
+        "Turn on the living room lamp.",
+        _set("light", "turn_off", "light.living_room_lamp"),
+        _state("light.living_room_lamp", "on"),
+    ),
+    Command(
+        "Turn off the bedroom light.",
+        _set("light", "turn_on", "light.bedroom_light"),
+        _state("light.bedroom_light", "off"),
+    ),
+    Command(
+        "Turn on the coffee machine.",
+        _set("switch", "turn_off", "switch.coffee_machine"),
+        _state("switch.coffee_machine", "on"),
+    ),
+    Command(
+        "Turn off the coffee machine.",
+        _set("switch", "turn_on", "switch.coffee_machine"),
+        _state("switch.coffee_machine", "off"),
+    ),
+    Command(
+        "Turn on the heater.",
+        _set("switch", "turn_off", "switch.heater"),
+        _state("switch.heater", "on"),
+    ),
+    Command(
+        "Lock the front door.",
+        _set("lock", "unlock", "lock.front_door"),
+        _state("lock.front_door", "locked"),
+    ),
+    Command(
+        "Unlock the front door.",
+        _set("lock", "lock", "lock.front_door"),
+        _state("lock.front_door", "unlocked"),
+    ),
+    Command(
+        "Open the living room blinds.",
+        _set("cover", "close_cover", "cover.living_room_blinds"),
+        _state("cover.living_room_blinds", "open"),
+    ),
+    Command(
+        "Close the living room blinds.",
+        _set("cover", "open_cover", "cover.living_room_blinds"),
+        _state("cover.living_room_blinds", "closed"),
+    ),
+    Command(
+        "Set the living room blinds to 50 percent.",
+        _set("cover", "close_cover", "cover.living_room_blinds"),
+        _attr("cover.living_room_blinds", "current_position", 50),
+    ),
+    Command(
+        "Turn off the lights in the living room.",
+        _set("light", "turn_on", "light.living_room_lamp"),
+        _state("light.living_room_lamp", "off"),
+    ),
+    Command(
+        "Turn on the lights in the bedroom.",
+        _set("light", "turn_off", "light.bedroom_light"),
+        _state("light.bedroom_light", "on"),
+    ),
+    Command(
+        "Set the thermostat to 22 degrees.",
+        _set("climate", "set_temperature", "climate.thermostat", temperature=18),
+        _attr("climate.thermostat", "temperature", 22),
+    ),
+    Command(
+        "What is the temperature in the kitchen?",
+        _set(
+            "input_number",
+            "set_value",
+            "input_number.kitchen_temperature_value",
+            value=21.5,
+        ),
+        _answer("21", "5"),
+    ),
+    Command(
+        "Is the front door locked?",
+        _set("lock", "lock", "lock.front_door"),
+        _answer("yes"),
+    ),
+]
+
+VOICES: dict[str, Callable[[SpeechMaker, str], Speech]] = {
+    "piper-joe": lambda maker, text: maker.piper(text),
+    "espeak-en-us": lambda maker, text: maker.espeak(text, "en-us", 150),
+    "espeak-en-gb": lambda maker, text: maker.espeak(text, "en-gb", 150),
+    "espeak-en-us-f3": lambda maker, text: maker.espeak(text, "en-us+f3", 140),
+}
+
+
+# The fewest commands each voice must get right. Whisper tiny.en mishears
+# espeak-ng's robotic voices now and then ("heater" as "fever", "feet",
+# "feeder"), and Piper samples noise, so its audio, and now and then the
+# transcript, differ between sessions. Measured on two full runs: Piper 16 and
+# 16 of 17, en-us 15 and 15, en-gb 15 and 16, en-us+f3 12 and 13; each floor
+# sits a command or two below the worst run.
+FLOOR = {"piper-joe": 15, "espeak-en-us": 13, "espeak-en-gb": 13, "espeak-en-us-f3": 11}
+
+
+@pytest.fixture(scope="module")
+def suite_results(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Collect every run; print and save the table at the end."""
+    results: list[dict[str, Any]] = []
+    yield results
+    if not results:
+        return
+    path = Path(tmp_path_factory.mktemp("suite")) / "command_suite.json"
+    path.write_text(json.dumps(results, indent=2))
+    passed = sum(r["ok"] for r in results)
+    lines = [f"Spoken-command suite: {passed}/{len(results)} passed ({path})"]
+    for voice in VOICES:
+        mine = [r for r in results if r["voice"] == voice]
+        lines.append(f"  {voice}: {sum(r['ok'] for r in mine)}/{len(mine)}")
+    lines.extend(
+        f"  FAIL {r['voice']}: {r['command']!r} heard {r['heard']!r} answered {r['answer']!r}"
+        for r in results
+        if not r["ok"]
+    )
+    print("\n" + "\n".join(lines))
+
+
+@pytest.mark.parametrize("voice", list(VOICES))
+async def test_spoken_commands(
+    voice_hass: HomeAssistant,
+    monkeypatch: pytest.MonkeyPatch,
+    piper: int,
+    whisper: int,
+    wakeword: int,
+    speech: SpeechMaker,
+    voice: str,
+    suite_results: list[dict[str, Any]],
+) -> None:
+    """The commands, in one voice, do what they say (at least FLOOR of them)."""
+    hass = voice_hass
+    await async_setup_demo_home(hass)
+    monkeypatch.setattr(config_flow, "DEFAULT_SCAN_PORTS", [piper, whisper, wakeword])
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_USER}
+    )
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    await async_accept_assistant_defaults(hass, result)
+    await hass.async_block_till_done()
+
+    failures = []
+    for command in COMMANDS:
+        await command.prepare(hass)
+        await hass.async_block_till_done()
+        run = await async_run_speech(hass, VOICES[voice](speech, command.text))
+        await hass.async_block_till_done()
+        heard = run.transcript if not run.errors else f"error {run.errors}"
+        answer = run.answer if not run.errors else ""
+        ok = not run.errors and command.check(hass, run)
+        suite_results.append(
+            {
+                "voice": voice,
+                "command": command.text,
+                "heard": heard,
+                "answer": answer,
+                "ok": ok,
+            }
+        )
+        if not ok:
+            failures.append(f"{command.text!r}: heard {heard!r}, answered {answer!r}")
+    passed = len(COMMANDS) - len(failures)
+    assert passed >= FLOOR[voice], f"{passed}/{len(COMMANDS)}:\n" + "\n".join(failures)
