@@ -104,7 +104,7 @@ class SpeechMaker:
         key = "piper-" + hashlib.sha256(text.encode()).hexdigest()[:12]
         wav_path = self.cache / f"{key}.wav"
         if not wav_path.exists():
-            wav_path.write_bytes(_piper_wav(self.piper_port, text))
+            wav_path.write_bytes(piper_wav(self.piper_port, text))
         return self._to_16k(wav_path, key, text)
 
     def espeak(self, text: str, voice: str = "en-us", speed: int = 150) -> Speech:
@@ -122,7 +122,7 @@ class SpeechMaker:
         return self._to_16k(wav_path, key, text)
 
 
-def _piper_wav(port: int, text: str) -> bytes:
+def piper_wav(port: int, text: str) -> bytes:
     """Synthesize with a plain socket, independent of the code under test."""
     request = json.dumps({"type": "synthesize", "data": {"text": text}}) + "\n"
     audio = bytearray()

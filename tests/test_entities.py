@@ -40,10 +40,11 @@ async def test_entities_and_devices(
     for entity in er.async_entries_for_config_entry(registry, entry.entry_id):
         assert entity.config_subentry_id is not None
         by_subentry.setdefault(entity.config_subentry_id, set()).add(entity.domain)
+    health = {"binary_sensor", "sensor"}
     assert by_subentry == {
-        provider_subentry_id(entry, piper): {"tts"},
-        provider_subentry_id(entry, whisper): {"stt"},
-        provider_subentry_id(entry, wakeword): {"wake_word"},
+        provider_subentry_id(entry, piper): {"tts"} | health,
+        provider_subentry_id(entry, whisper): {"stt"} | health,
+        provider_subentry_id(entry, wakeword): {"wake_word"} | health,
     }
     devices = dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
     assert sorted(d.name or "" for d in devices) == sorted(

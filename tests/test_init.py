@@ -111,10 +111,24 @@ async def test_health_follows_the_server(
     assert entity_id is not None
     assert hass.states.get(entity_id).state != "unavailable"
 
+    registry = er.async_get(hass)
+    subentry_id = next(iter(entry.subentries))
+    connectivity = registry.async_get_entity_id(
+        "binary_sensor", DOMAIN, f"{subentry_id}-connectivity"
+    )
+    probe = registry.async_get_entity_id(
+        "sensor", DOMAIN, f"{subentry_id}-probe_latency"
+    )
+    assert connectivity is not None and probe is not None
+    assert hass.states.get(connectivity).state == "on"
+    assert 0 < float(hass.states.get(probe).state) < 2000
+
     spare_wakeword.stop()
     async_fire_time_changed(hass, dt_util.utcnow() + 3 * PROBE_INTERVAL)
     await hass.async_block_till_done(wait_background_tasks=True)
     assert hass.states.get(entity_id).state == "unavailable"
+    assert hass.states.get(connectivity).state == "off"
+    assert hass.states.get(probe).state == "unavailable"
 
     back = launch.start(
         "spare-wakeword-back",
@@ -127,6 +141,7 @@ async def test_health_follows_the_server(
         async_fire_time_changed(hass, dt_util.utcnow() + 6 * PROBE_INTERVAL)
         await hass.async_block_till_done(wait_background_tasks=True)
         assert hass.states.get(entity_id).state != "unavailable"
+        assert hass.states.get(connectivity).state == "on"
         assert await hass.config_entries.async_unload(entry.entry_id)
     finally:
         back.stop()

@@ -20,7 +20,13 @@ from .pipeline import PipelineManager
 from .provider import Provider, offer_from_info
 from .sync import async_get_manager, async_sync_assistant
 
-PLATFORMS: list[Platform] = [Platform.STT, Platform.TTS, Platform.WAKE_WORD]
+PLATFORMS: list[Platform] = [
+    Platform.BINARY_SENSOR,
+    Platform.SENSOR,
+    Platform.STT,
+    Platform.TTS,
+    Platform.WAKE_WORD,
+]
 
 
 @dataclass(slots=True)

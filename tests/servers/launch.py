@@ -204,6 +204,10 @@ def start_all(log_dir: Path, ports: dict[str, int] | None = None) -> dict[str, S
 def main() -> None:
     """Serve on the usual ports until interrupted."""
     log_dir = Path(os.environ.get("LV_SERVER_LOGS", PROJECT / ".develop" / "servers"))
+    # Block the signals before anything starts, so that sigwait receives them
+    # instead of their default action killing this process and orphaning the
+    # servers.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     servers = start_all(log_dir, {"piper": 10200, "whisper": 10300, "wakeword": 10400})
     print(
         "Ready: " + ", ".join(f"{n} {s.uri}" for n, s in servers.items()),
