@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 import io
+from typing import Any
 import wave
 
 from homeassistant.components import stt, tts, wake_word
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
 
 from tests.common import async_provider_entry, normalize, provider_subentry_id
 from tests.speech import SpeechMaker
@@ -190,3 +195,24 @@ async def test_wake_word_entity(
     assert (
         await engine.async_process_audio_stream(quiet.timed_stream(), "alexa")
     ) is None
+
+
+async def test_diagnostics(
+    voice_hass: HomeAssistant,
+    hass_client: Any,
+    piper: int,
+    whisper: int,
+    wakeword: int,
+) -> None:
+    """Diagnostics describe each server's offer and health, and no host."""
+    hass = voice_hass
+    assert await async_setup_component(hass, "diagnostics", {})
+    entry = await _setup(hass, piper, whisper, wakeword)
+    data = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+    by_port = {p["port"]: p for p in data["providers"]}
+    assert by_port[piper]["services"] == ["tts"]
+    assert by_port[piper]["tts"]["streaming"] is True
+    assert by_port[whisper]["stt"]["languages"]
+    assert "alexa" in by_port[wakeword]["wake_word"]["models"]
+    assert all(p["available"] for p in data["providers"])
+    assert "127.0.0.1" not in str(data)
