@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from homeassistant.components.assist_pipeline.pipeline import (
     Pipeline,
     async_get_pipeline,
@@ -20,6 +22,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.local_voice import config_flow
 from custom_components.local_voice.const import DOMAIN, SUBENTRY_ASSISTANT
 from tests.common import async_accept_assistant_defaults
+from tests.servers import launch
 
 
 @pytest.fixture
@@ -273,3 +276,58 @@ async def _fix(hass: HomeAssistant, issue_id: str) -> None:
     result = await flow_manager.async_configure(result["flow_id"], {})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
+
+
+async def test_pipeline_follows_the_servers_offer(
+    voice_hass: HomeAssistant,
+    scan_ports: list[int],
+    piper: int,
+    whisper: int,
+    tmp_path: Path,
+) -> None:
+    """A wake word server that drops "alexa" moves the pipeline to "okay_nabu",
+    and back when it returns; the assistant's setting stays "alexa"."""
+    hass = voice_hass
+    port = launch.free_port()
+    command = [launch.speech_python(), "-m", "tests.servers.wakeword"]
+    server = launch.start("wake-all", command, port, tmp_path)
+    try:
+        launch.wait_ready([server], timeout=60)
+        scan_ports.extend([piper, whisper, port])
+        result = await hass.config_entries.flow.async_init(
+            DOMAIN, context={"source": SOURCE_USER}
+        )
+        result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+        result = await async_accept_assistant_defaults(hass, result)
+        entry = result["result"]
+        await hass.async_block_till_done()
+        (pipeline,) = _ours(hass)
+        assert pipeline.wake_word_id == "alexa"
+
+        server.stop()
+        server = launch.start(
+            "wake-nabu", [*command, "--model", "okay_nabu"], port, tmp_path
+        )
+        launch.wait_ready([server], timeout=60)
+        coordinator = entry.runtime_data.providers[
+            entry.runtime_data.assistants[_assistant_id(entry)].settings.wake_providers[
+                0
+            ]
+        ]
+        await coordinator.async_refresh()
+        await hass.async_block_till_done()
+        (pipeline,) = _ours(hass)
+        assert pipeline.wake_word_id == "okay_nabu"
+        assert entry.subentries[_assistant_id(entry)].data["wake_word"] == "alexa"
+        assert ir.async_get(hass).issues == {}
+
+        server.stop()
+        server = launch.start("wake-all-again", command, port, tmp_path)
+        launch.wait_ready([server], timeout=60)
+        await coordinator.async_refresh()
+        await hass.async_block_till_done()
+        (pipeline,) = _ours(hass)
+        assert pipeline.wake_word_id == "alexa"
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        server.stop()

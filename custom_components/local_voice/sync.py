@@ -9,7 +9,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.util.hass_dict import HassKey
 
-from .assistant import Assistant, agent_languages, best_match
+from .assistant import Assistant, agent_languages, best_match, default_wake_word
 from .const import DOMAIN
 from .pipeline import Desired, PipelineManager
 
@@ -38,8 +38,34 @@ def assistant_entity_id(
     )
 
 
+def effective_wake_word(assistant: Assistant) -> str | None:
+    """Return the chosen wake word, or the default while the server lacks it."""
+    chosen = assistant.settings.wake_word
+    provider = assistant.wake.provider
+    if chosen is None or provider is None:
+        return chosen
+    if chosen in {w.name for w in provider.offer.wake_words}:
+        return chosen
+    return default_wake_word(provider.offer)
+
+
+def effective_voice(assistant: Assistant) -> str | None:
+    """Return the chosen voice, or the server's default while it lacks it."""
+    chosen = assistant.settings.voice
+    provider = assistant.tts.provider
+    if chosen is None or provider is None:
+        return chosen
+    if chosen in {v.name for v in provider.usable_voices()}:
+        return chosen
+    return None
+
+
 def desired_pipeline(hass: HomeAssistant, assistant: Assistant) -> Desired:
-    """Return the pipeline fields an assistant calls for."""
+    """Return the pipeline fields an assistant calls for.
+
+    The settings say what the user chose; what the servers offer right now
+    decides what the pipeline can use.
+    """
     settings = assistant.settings
     language = settings.language
     agent = agent_languages(hass, settings.conversation_engine)
@@ -49,7 +75,7 @@ def desired_pipeline(hass: HomeAssistant, assistant: Assistant) -> Desired:
     stt_engine = assistant_entity_id(hass, "stt", assistant.subentry_id)
     tts_engine = assistant_entity_id(hass, "tts", assistant.subentry_id)
     wake_entity = assistant_entity_id(hass, "wake_word", assistant.subentry_id)
-    wake_word = settings.wake_word if wake_entity else None
+    wake_word = effective_wake_word(assistant) if wake_entity else None
     fields: dict[str, Any] = {
         "conversation_engine": settings.conversation_engine,
         "conversation_language": conversation_language,
@@ -67,7 +93,7 @@ def desired_pipeline(hass: HomeAssistant, assistant: Assistant) -> Desired:
             if tts_engine
             else None
         ),
-        "tts_voice": settings.voice if tts_engine else None,
+        "tts_voice": effective_voice(assistant) if tts_engine else None,
         "wake_word_entity": wake_entity if wake_word else None,
         "wake_word_id": wake_word,
         "prefer_local_intents": settings.prefer_local_intents,

@@ -32,10 +32,10 @@ _LOGGER = logging.getLogger("wakeword")
 REFRACTORY_SECONDS = 2.0
 
 
-def build_info() -> Info:
-    """Describe the bundled models."""
+def build_info(served: list[Model]) -> Info:
+    """Describe the models served."""
     models = []
-    for model in Model:
+    for model in served:
         word = MicroWakeWord.from_builtin(model)
         models.append(
             WakeModel(
@@ -147,10 +147,16 @@ async def main() -> None:
     """Serve until killed."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--uri", default="tcp://127.0.0.1:10400")
+    parser.add_argument(
+        "--model",
+        action="append",
+        choices=[m.value for m in Model],
+        help="serve only these models (default: all bundled ones)",
+    )
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO)
-    info = build_info()
+    info = build_info([Model(m) for m in args.model] if args.model else list(Model))
     server = AsyncServer.from_uri(args.uri)
     _LOGGER.info("Ready on %s (%s)", args.uri, time.strftime("%H:%M:%S"))
     await server.run(partial(WakeWordHandler, info))
