@@ -40,7 +40,7 @@ sys.path.insert(0, str(PROJECT))  # for tests.*: this file runs as a script
 
 from tests.demo_home import AREAS, CONFIG, EXPOSED  # noqa: E402
 from tests.servers import launch  # noqa: E402
-from tests.speech import piper_wav  # noqa: E402
+from tests.speech import piper_wav, to_pcm16k  # noqa: E402
 
 # Where the configuration and logs go; the end-to-end test points it elsewhere.
 DEVELOP = Path(os.environ.get("LOCAL_VOICE_DEVELOP_DIR", PROJECT / ".develop"))
@@ -553,27 +553,7 @@ async def spoken_command(api: Api, pcm: bytes) -> dict[str, dict[str, Any]]:
 
 def piper_speech(text: str) -> bytes:
     """Return Piper's speech of `text` as 16 kHz PCM, after half a second of silence."""
-    wav = piper_wav(SERVER_PORTS["piper"], text)
-    pcm = subprocess.run(
-        [
-            "sox",
-            "-t",
-            "wav",
-            "-",
-            "-r",
-            "16000",
-            "-c",
-            "1",
-            "-b",
-            "16",
-            "-t",
-            "raw",
-            "-",
-        ],
-        input=wav,
-        capture_output=True,
-        check=True,
-    ).stdout
+    pcm = to_pcm16k(piper_wav(SERVER_PORTS["piper"], text))
     silence = bytes(16000)  # 0.5 s
     return silence + pcm + 2 * silence
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import re
 from typing import Any
 
+from homeassistant.config_entries import SOURCE_USER
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -90,3 +91,17 @@ async def async_accept_assistant_defaults(
     result = await flows.async_configure(result["flow_id"], {})
     assert result.get("step_id") in {"assistant_voice", "voice"}, result
     return await flows.async_configure(result["flow_id"], {})
+
+
+async def async_add_local_voice(
+    hass: HomeAssistant, scan_ports: list[int], *ports: int
+) -> Any:
+    """Add integration, accept every default; return the created entry."""
+    scan_ports.extend(ports)
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_USER}
+    )
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    result = await async_accept_assistant_defaults(hass, result)
+    await hass.async_block_till_done()
+    return result["result"]

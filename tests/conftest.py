@@ -9,6 +9,7 @@ from homeassistant.setup import async_setup_component
 import pytest
 import pytest_socket
 
+from custom_components.local_voice import config_flow
 from tests.servers import launch
 from tests.speech import SpeechMaker
 
@@ -72,6 +73,14 @@ def speech(
 ) -> SpeechMaker:
     """Make 16 kHz test speech with Piper or espeak-ng (cached per session)."""
     return SpeechMaker(speech_servers["piper"].port, tmp_path_factory.mktemp("speech"))
+
+
+@pytest.fixture
+def scan_ports(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Make the flow scan the test servers' ports instead of the usual ones."""
+    ports: list[int] = []
+    monkeypatch.setattr(config_flow, "DEFAULT_SCAN_PORTS", ports)
+    return ports
 
 
 @pytest.fixture(autouse=True)

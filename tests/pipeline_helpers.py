@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,12 @@ from homeassistant.components.assist_pipeline.pipeline import PipelineStage
 from homeassistant.core import Context, HomeAssistant
 
 from tests.speech import Speech, silence
+
+
+def english_metadata() -> stt.SpeechMetadata:
+    """Return the metadata of 16 kHz English speech."""
+    return dataclasses.replace(METADATA, language="en")
+
 
 METADATA = stt.SpeechMetadata(
     language="",

@@ -64,6 +64,32 @@ class Speech:
         return Speech(f"{self.text} {other.text}", self.pcm + other.pcm)
 
 
+def to_pcm16k(wav: bytes) -> bytes:
+    """Convert a WAV file to raw 16 kHz 16-bit mono with sox."""
+    return subprocess.run(
+        [
+            "sox",
+            "-t",
+            "wav",
+            "-",
+            "-r",
+            "16000",
+            "-c",
+            "1",
+            "-b",
+            "16",
+            "-e",
+            "signed-integer",
+            "-t",
+            "raw",
+            "-",
+        ],
+        input=wav,
+        capture_output=True,
+        check=True,
+    ).stdout
+
+
 def silence(seconds: float) -> Speech:
     """Return silence."""
     return Speech("", bytes(int(seconds * RATE) * 2))
@@ -79,24 +105,8 @@ class SpeechMaker:
 
     def _to_16k(self, wav_in: Path, key: str, text: str) -> Speech:
         out = self.cache / f"{key}.16k.raw"
-        subprocess.run(
-            [
-                "sox",
-                str(wav_in),
-                "-r",
-                "16000",
-                "-c",
-                "1",
-                "-b",
-                "16",
-                "-e",
-                "signed-integer",
-                "-t",
-                "raw",
-                str(out),
-            ],
-            check=True,
-        )
+        if not out.exists():
+            out.write_bytes(to_pcm16k(wav_in.read_bytes()))
         return Speech(text, out.read_bytes())
 
     def piper(self, text: str) -> Speech:

@@ -19,18 +19,9 @@ from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.local_voice import config_flow
 from custom_components.local_voice.const import DOMAIN, SUBENTRY_ASSISTANT
-from tests.common import async_accept_assistant_defaults
+from tests.common import async_add_local_voice
 from tests.servers import launch
-
-
-@pytest.fixture
-def scan_ports(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Make the flow scan the test servers' ports instead of the usual ones."""
-    ports: list[int] = []
-    monkeypatch.setattr(config_flow, "DEFAULT_SCAN_PORTS", ports)
-    return ports
 
 
 @pytest.fixture
@@ -42,16 +33,7 @@ async def assistant_entry(
     wakeword: int,
 ) -> MockConfigEntry:
     """Add integration, accept every default."""
-    hass = voice_hass
-    scan_ports.extend([piper, whisper, wakeword])
-    result = await hass.config_entries.flow.async_init(
-        DOMAIN, context={"source": SOURCE_USER}
-    )
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
-    result = await async_accept_assistant_defaults(hass, result)
-    assert result["type"] is FlowResultType.CREATE_ENTRY
-    await hass.async_block_till_done()
-    return result["result"]
+    return await async_add_local_voice(voice_hass, scan_ports, piper, whisper, wakeword)
 
 
 def _ours(hass: HomeAssistant, name: str = "Local Voice") -> list[Pipeline]:
@@ -293,14 +275,7 @@ async def test_pipeline_follows_the_servers_offer(
     server = launch.start("wake-all", command, port, tmp_path)
     try:
         launch.wait_ready([server], timeout=60)
-        scan_ports.extend([piper, whisper, port])
-        result = await hass.config_entries.flow.async_init(
-            DOMAIN, context={"source": SOURCE_USER}
-        )
-        result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
-        result = await async_accept_assistant_defaults(hass, result)
-        entry = result["result"]
-        await hass.async_block_till_done()
+        entry = await async_add_local_voice(hass, scan_ports, piper, whisper, port)
         (pipeline,) = _ours(hass)
         assert pipeline.wake_word_id == "alexa"
 

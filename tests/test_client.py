@@ -35,8 +35,12 @@ async def test_describe_real_servers(piper: int, whisper: int, wakeword: int) ->
 
 
 async def test_transcribe_piper_speech(whisper: int, speech: SpeechMaker) -> None:
-    """Piper's 'turn on the kitchen light' comes back as that sentence."""
-    utterance = speech.piper("Turn on the kitchen light.")
+    """Piper's 'turn on the kitchen light' comes back as that sentence.
+
+    As from a microphone, the speech follows a moment of silence: Whisper now
+    and then drops a first word that starts right at the first sample.
+    """
+    utterance = silence(0.3) + speech.piper("Turn on the kitchen light.")
     text = await client.async_transcribe(
         HOST, whisper, utterance.stream(), PCM16K, language="en", model=None
     )

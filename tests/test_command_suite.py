@@ -15,13 +15,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from homeassistant.config_entries import SOURCE_USER
 from homeassistant.core import HomeAssistant
 import pytest
 
-from custom_components.local_voice import config_flow
-from custom_components.local_voice.const import DOMAIN
-from tests.common import async_accept_assistant_defaults, normalize
+from tests.common import async_add_local_voice, normalize
 from tests.demo_home import async_setup_demo_home
 from tests.pipeline_helpers import Run, async_run_speech
 from tests.speech import Speech, SpeechMaker
@@ -195,7 +192,7 @@ def suite_results(tmp_path_factory: pytest.TempPathFactory) -> Any:
 @pytest.mark.parametrize("voice", list(VOICES))
 async def test_spoken_commands(
     voice_hass: HomeAssistant,
-    monkeypatch: pytest.MonkeyPatch,
+    scan_ports: list[int],
     piper: int,
     whisper: int,
     wakeword: int,
@@ -206,13 +203,7 @@ async def test_spoken_commands(
     """The commands, in one voice, do what they say (at least FLOOR of them)."""
     hass = voice_hass
     await async_setup_demo_home(hass)
-    monkeypatch.setattr(config_flow, "DEFAULT_SCAN_PORTS", [piper, whisper, wakeword])
-    result = await hass.config_entries.flow.async_init(
-        DOMAIN, context={"source": SOURCE_USER}
-    )
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
-    await async_accept_assistant_defaults(hass, result)
-    await hass.async_block_till_done()
+    await async_add_local_voice(hass, scan_ports, piper, whisper, wakeword)
 
     failures = []
     for command in COMMANDS:

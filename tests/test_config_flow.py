@@ -30,14 +30,6 @@ from tests.common import HOST, async_accept_assistant_defaults
 from tests.servers.launch import free_port
 
 
-@pytest.fixture
-def scan_ports(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Make the flow scan the test servers' ports instead of the usual ones."""
-    ports: list[int] = []
-    monkeypatch.setattr(config_flow, "DEFAULT_SCAN_PORTS", ports)
-    return ports
-
-
 class _HandleOnly(AsyncEventHandler):
     """A Wyoming server that offers only an intent handler."""
 

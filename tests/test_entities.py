@@ -16,6 +16,7 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 )
 
 from tests.common import async_provider_entry, normalize, provider_subentry_id
+from tests.pipeline_helpers import english_metadata
 from tests.speech import SpeechMaker
 
 
@@ -149,14 +150,7 @@ async def test_stt_transcribes_piper(
     engine = stt.async_get_speech_to_text_entity(hass, engine_id)
     assert engine is not None
     assert "en" in engine.supported_languages
-    metadata = stt.SpeechMetadata(
-        language="en",
-        format=stt.AudioFormats.WAV,
-        codec=stt.AudioCodecs.PCM,
-        bit_rate=stt.AudioBitRates.BITRATE_16,
-        sample_rate=stt.AudioSampleRates.SAMPLERATE_16000,
-        channel=stt.AudioChannels.CHANNEL_MONO,
-    )
+    metadata = english_metadata()
     result = await engine.internal_async_process_audio_stream(
         metadata, speech.piper("Turn on the kitchen light.").stream()
     )

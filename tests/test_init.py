@@ -26,6 +26,7 @@ from tests.common import (
     open_connections,
     provider_subentry_id,
 )
+from tests.pipeline_helpers import english_metadata
 from tests.servers import launch
 from tests.speech import SpeechMaker
 
@@ -172,14 +173,7 @@ async def test_unload_leaves_nothing_behind(
     engine = stt.async_get_speech_to_text_entity(hass, engine_id)
     assert engine is not None
     result = await engine.internal_async_process_audio_stream(
-        stt.SpeechMetadata(
-            language="en",
-            format=stt.AudioFormats.WAV,
-            codec=stt.AudioCodecs.PCM,
-            bit_rate=stt.AudioBitRates.BITRATE_16,
-            sample_rate=stt.AudioSampleRates.SAMPLERATE_16000,
-            channel=stt.AudioChannels.CHANNEL_MONO,
-        ),
+        english_metadata(),
         speech.piper("Turn off the bedroom lamp.").stream(),
     )
     assert result.result == stt.SpeechResultState.SUCCESS

@@ -7,14 +7,11 @@ from typing import Any
 
 from homeassistant.components.assist_pipeline import PipelineEventType
 from homeassistant.components.assist_pipeline.pipeline import async_get_pipeline
-from homeassistant.config_entries import SOURCE_USER
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 import pytest
 
-from custom_components.local_voice import config_flow
-from custom_components.local_voice.const import DOMAIN
-from tests.common import async_accept_assistant_defaults, normalize
+from tests.common import async_add_local_voice, normalize
 from tests.demo_home import async_setup_demo_home
 from tests.pipeline_helpers import async_run_speech
 from tests.speech import SpeechMaker, silence
@@ -23,7 +20,7 @@ from tests.speech import SpeechMaker, silence
 @pytest.fixture
 async def home(
     voice_hass: HomeAssistant,
-    monkeypatch: pytest.MonkeyPatch,
+    scan_ports: list[int],
     piper: int,
     whisper: int,
     wakeword: int,
@@ -31,13 +28,7 @@ async def home(
     """The demo home with Local Voice set up the newcomer's way."""
     hass = voice_hass
     await async_setup_demo_home(hass)
-    monkeypatch.setattr(config_flow, "DEFAULT_SCAN_PORTS", [piper, whisper, wakeword])
-    result = await hass.config_entries.flow.async_init(
-        DOMAIN, context={"source": SOURCE_USER}
-    )
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
-    await async_accept_assistant_defaults(hass, result)
-    await hass.async_block_till_done()
+    await async_add_local_voice(hass, scan_ports, piper, whisper, wakeword)
     assert async_get_pipeline(hass).name == "Local Voice"
     return hass
 
@@ -72,7 +63,7 @@ async def test_alexa_turn_off_the_kitchen_light(
     assert run.errors == []
     wake = run.first(PipelineEventType.WAKE_WORD_END)
     assert wake["wake_word_output"]["wake_word_id"] == "alexa"
-    assert "kitchen light" in normalize(run.transcript)
+    assert normalize(run.transcript) == "turn off the kitchen light"
     assert hass.states.get("light.kitchen_light").state == "off"
 
 

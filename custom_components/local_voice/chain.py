@@ -31,6 +31,20 @@ _LOGGER = logging.getLogger(__name__)
 # Home Assistant hands wake word engines 16 kHz 16-bit mono audio.
 WAKE_AUDIO = AudioFormat(rate=16000, width=2, channels=1)
 
+# Whisper now and then drops the first word of audio that starts right on
+# speech, as the audio after a wake word does ("turn on the kitchen light"
+# heard as "on the kitchen light"); a short lead-in of silence prevents it.
+LEAD_IN_SECONDS = 0.3
+
+
+async def _with_lead_in(
+    stream: AsyncIterable[bytes], audio_format: AudioFormat
+) -> AsyncGenerator[bytes]:
+    frames = int(audio_format.rate * LEAD_IN_SECONDS)
+    yield bytes(frames * audio_format.width * audio_format.channels)
+    async for chunk in stream:
+        yield chunk
+
 
 class ProviderHandle(Protocol):
     """A provider and the place its request outcomes are reported to."""
@@ -117,7 +131,7 @@ class SttChain(Chain):
             text = await async_transcribe(
                 provider.host,
                 provider.port,
-                stream,
+                _with_lead_in(stream, audio_format),
                 audio_format,
                 language=language.split("-", maxsplit=1)[0],
                 model=model.name if model else None,
