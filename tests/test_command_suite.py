@@ -160,11 +160,12 @@ VOICES: dict[str, Callable[[SpeechMaker, str], Speech]] = {
 
 # The fewest commands each voice must get right. Whisper tiny.en mishears
 # espeak-ng's robotic voices now and then ("heater" as "fever", "feet",
-# "feeder"), and Piper samples noise, so its audio, and now and then the
-# transcript, differ between sessions. Measured on two full runs: Piper 16 and
-# 16 of 17, en-us 15 and 15, en-gb 15 and 16, en-us+f3 12 and 13; each floor
-# sits a command or two below the worst run.
-FLOOR = {"piper-joe": 15, "espeak-en-us": 13, "espeak-en-gb": 13, "espeak-en-us-f3": 11}
+# "feeder"), and the transcripts of the same audio vary a little between runs
+# (Piper also samples noise, so its audio differs between sessions).
+# Measured in three full runs: Piper 16, 16, 17 of 17; en-us 15, 15, 15;
+# en-gb 15, 16, 16; en-us+f3 12, 13, 11. Each floor sits one or two commands
+# below the worst run.
+FLOOR = {"piper-joe": 15, "espeak-en-us": 13, "espeak-en-gb": 14, "espeak-en-us-f3": 10}
 
 
 @pytest.fixture(scope="module")
