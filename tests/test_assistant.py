@@ -148,6 +148,11 @@ async def test_language_the_servers_lack_is_refused(
         result["flow_id"], {"voice": "de_DE-thorsten-medium", "wake_word": "none"}
     )
     assert result["errors"] == {"base": "tts_check_failed"}
+    # The voice is no longer offered once the server has said it lacks it.
+    with pytest.raises(InvalidData):
+        await flows.async_configure(
+            result["flow_id"], {"voice": "de_DE-thorsten-medium", "wake_word": "none"}
+        )
     assert len(async_get_pipelines(hass)) == 2
 
 

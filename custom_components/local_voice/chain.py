@@ -175,7 +175,7 @@ class TtsChain(Chain):
         """
         coordinator = self._require()
         provider = coordinator.provider
-        if voice in provider.missing_voices:
+        if fallback and voice in provider.missing_voices:
             voice = None
         started = time.monotonic()
         produced = False
