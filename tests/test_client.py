@@ -8,6 +8,7 @@ import json
 
 import pytest
 from wyoming.audio import AudioFormat
+from wyoming.info import AsrModel, AsrProgram, Attribution, Info, WakeModel, WakeProgram
 
 from custom_components.local_voice import client
 from custom_components.local_voice.provider import offer_from_info
@@ -209,3 +210,76 @@ async def test_whisper_empty_audio(whisper: int) -> None:
         HOST, whisper, silence(0).stream(), PCM16K, language="en", model=None
     )
     assert text == ""
+
+
+def test_versioned_wake_word_names() -> None:
+    """openWakeWord's Info names its models by file stem; the offer strips the
+    version for Home Assistant and keeps the served name for Detect."""
+    attribution = Attribution(name="dscripka", url="")
+    info = Info(
+        wake=[
+            WakeProgram(
+                name="openwakeword",
+                attribution=attribution,
+                installed=True,
+                description=None,
+                version=None,
+                models=[
+                    WakeModel(
+                        name=name,
+                        attribution=attribution,
+                        installed=True,
+                        description=name.split("_v")[0].replace("_", " "),
+                        version=None,
+                        languages=[],
+                        phrase=None,
+                    )
+                    for name in ("alexa_v0.1", "hey_jarvis_v0.1", "alexa_v0.1")
+                ],
+            )
+        ]
+    )
+    words = offer_from_info(info).wake_words
+    assert [(w.name, w.model, w.phrase) for w in words] == [
+        ("alexa", "alexa_v0.1", "alexa"),
+        ("hey_jarvis", "hey_jarvis_v0.1", "hey jarvis"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("model", "languages"),
+    [
+        ("tiny.en", ["en"]),
+        ("/data/models/Systran/faster-distil-whisper-small.en", ["en"]),
+        ("base-en", ["en"]),
+        ("tiny", ["de", "en", "fr"]),
+        ("/data/models/large-v3", ["de", "en", "fr"]),
+    ],
+)
+def test_english_only_models_offer_english_only(
+    model: str, languages: list[str]
+) -> None:
+    """faster-whisper lists every language even for an English-only model."""
+    attribution = Attribution(name="x", url="")
+    info = Info(
+        asr=[
+            AsrProgram(
+                name="faster-whisper",
+                attribution=attribution,
+                installed=True,
+                description=None,
+                version=None,
+                models=[
+                    AsrModel(
+                        name=model,
+                        attribution=attribution,
+                        installed=True,
+                        description=model,
+                        version=None,
+                        languages=["de", "en", "fr"],
+                    )
+                ],
+            )
+        ]
+    )
+    assert offer_from_info(info).stt_languages == languages

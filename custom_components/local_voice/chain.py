@@ -231,6 +231,15 @@ class WakeChain(Chain):
                     return word.phrase
         return name
 
+    def model(self, name: str) -> str:
+        """Return the model name as the server spells it (e.g. alexa_v0.1)."""
+        provider = self.provider
+        if provider is not None:
+            for word in provider.offer.wake_words:
+                if word.name == name:
+                    return word.model
+        return name
+
     async def async_detect(
         self, stream: AsyncIterable[tuple[bytes, int]], wake_word_id: str | None
     ) -> Detected | None:
@@ -244,7 +253,7 @@ class WakeChain(Chain):
                 provider.port,
                 stream,
                 WAKE_AUDIO,
-                names=[wake_word_id] if wake_word_id else None,
+                names=[self.model(wake_word_id)] if wake_word_id else None,
             )
         except WyomingError as err:
             _LOGGER.warning(

@@ -56,11 +56,12 @@ class Voice:
 
 @dataclass(frozen=True, slots=True)
 class WakeWord:
-    """A wake word model."""
+    """A wake word model: `name` without version suffix, `model` as served."""
 
     name: str
     phrase: str
     languages: tuple[str, ...]
+    model: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +178,7 @@ def offer_from_info(info: Info) -> Offer:
                     name=name,
                     phrase=wake_model.phrase or wake_model.description or name,
                     languages=tuple(wake_model.languages),
+                    model=wake_model.name,
                 )
             )
 
