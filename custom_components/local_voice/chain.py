@@ -24,7 +24,7 @@ from .client import (
     async_transcribe,
 )
 from .const import DOMAIN
-from .provider import Provider
+from .provider import Provider, WakeWord
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -222,23 +222,17 @@ def _tts_error(provider: Provider, err: Exception) -> HomeAssistantError:
 class WakeChain(Chain):
     """Wake word detection over a chain of providers."""
 
-    def phrase(self, name: str) -> str:
-        """Return the spoken phrase of a wake word model."""
+    def word(self, name: str) -> WakeWord | None:
+        """Return the primary provider's wake word of this name."""
         provider = self.provider
-        if provider is not None:
-            for word in provider.offer.wake_words:
-                if word.name == name:
-                    return word.phrase
-        return name
+        if provider is None:
+            return None
+        return next((w for w in provider.offer.wake_words if w.name == name), None)
 
-    def model(self, name: str) -> str:
+    def _served_name(self, name: str) -> str:
         """Return the model name as the server spells it (e.g. alexa_v0.1)."""
-        provider = self.provider
-        if provider is not None:
-            for word in provider.offer.wake_words:
-                if word.name == name:
-                    return word.model
-        return name
+        word = self.word(name)
+        return word.model if word else name
 
     async def async_detect(
         self, stream: AsyncIterable[tuple[bytes, int]], wake_word_id: str | None
@@ -253,7 +247,7 @@ class WakeChain(Chain):
                 provider.port,
                 stream,
                 WAKE_AUDIO,
-                names=[self.model(wake_word_id)] if wake_word_id else None,
+                names=[self._served_name(wake_word_id)] if wake_word_id else None,
             )
         except WyomingError as err:
             _LOGGER.warning(
@@ -265,9 +259,10 @@ class WakeChain(Chain):
         if detection is None:
             return None
         name = detection.name or wake_word_id or ""
+        word = self.word(name)
         return Detected(
             name=name,
-            phrase=self.phrase(name),
+            phrase=word.phrase if word else name,
             timestamp=detection.timestamp,
             queued=queued,
         )
