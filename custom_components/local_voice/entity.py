@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from homeassistant.config_entries import ConfigSubentry
 from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity import Entity
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .assistant import Assistant
 from .chain import Chain
 from .const import DOMAIN
 from .coordinator import ProviderCoordinator
+
+if TYPE_CHECKING:
+    from . import LocalVoiceConfigEntry
 
 
 def provider_device(coordinator: ProviderCoordinator) -> DeviceInfo:
@@ -33,6 +41,48 @@ def assistant_device(subentry: ConfigSubentry) -> DeviceInfo:
         model="Assistant",
         entry_type=DeviceEntryType.SERVICE,
     )
+
+
+def async_add_speech_entities[ChainT: Chain](
+    entry: LocalVoiceConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    service: str,
+    *,
+    provider_chain: Callable[[list[ProviderCoordinator]], ChainT],
+    assistant_chain: Callable[[Assistant], ChainT],
+    entity: Callable[[ChainT, str, DeviceInfo], Entity],
+) -> None:
+    """Add one entity of a service per provider offering it and per assistant.
+
+    `service` is the offer's name for it (stt, tts, wake_word) and the suffix
+    of the entities' unique ids.
+    """
+    data = entry.runtime_data
+    for subentry_id, coordinator in data.providers.items():
+        if service in coordinator.provider.offer.services:
+            async_add_entities(
+                [
+                    entity(
+                        provider_chain([coordinator]),
+                        f"{subentry_id}-{service}",
+                        provider_device(coordinator),
+                    )
+                ],
+                config_subentry_id=subentry_id,
+            )
+    for subentry_id, assistant in data.assistants.items():
+        chain = assistant_chain(assistant)
+        if chain.coordinators:
+            async_add_entities(
+                [
+                    entity(
+                        chain,
+                        f"{subentry_id}-{service}",
+                        assistant_device(entry.subentries[subentry_id]),
+                    )
+                ],
+                config_subentry_id=subentry_id,
+            )
 
 
 class LocalVoiceEntity[ChainT: Chain](Entity):

@@ -11,7 +11,7 @@ from wyoming.audio import AudioFormat
 
 from . import LocalVoiceConfigEntry
 from .chain import SttChain
-from .entity import LocalVoiceEntity, assistant_device, provider_device
+from .entity import LocalVoiceEntity, async_add_speech_entities
 
 PARALLEL_UPDATES = 0
 
@@ -22,31 +22,14 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the STT entities of providers with a model and of assistants."""
-    data = entry.runtime_data
-    for subentry_id, coordinator in data.providers.items():
-        if coordinator.provider.offer.stt_models:
-            async_add_entities(
-                [
-                    LocalVoiceSttEntity(
-                        SttChain([coordinator]),
-                        f"{subentry_id}-stt",
-                        provider_device(coordinator),
-                    )
-                ],
-                config_subentry_id=subentry_id,
-            )
-    for subentry_id, assistant in data.assistants.items():
-        if assistant.stt.coordinators:
-            async_add_entities(
-                [
-                    LocalVoiceSttEntity(
-                        assistant.stt,
-                        f"{subentry_id}-stt",
-                        assistant_device(entry.subentries[subentry_id]),
-                    )
-                ],
-                config_subentry_id=subentry_id,
-            )
+    async_add_speech_entities(
+        entry,
+        async_add_entities,
+        "stt",
+        provider_chain=SttChain,
+        assistant_chain=lambda assistant: assistant.stt,
+        entity=LocalVoiceSttEntity,
+    )
 
 
 class LocalVoiceSttEntity(LocalVoiceEntity[SttChain], stt.SpeechToTextEntity):

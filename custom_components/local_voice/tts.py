@@ -17,7 +17,7 @@ from wyoming.audio import AudioChunk
 from . import LocalVoiceConfigEntry
 from .chain import TtsChain
 from .const import DOMAIN
-from .entity import LocalVoiceEntity, assistant_device, provider_device
+from .entity import LocalVoiceEntity, async_add_speech_entities
 
 ATTR_SPEAKER = "speaker"
 PARALLEL_UPDATES = 0
@@ -29,31 +29,14 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the TTS entities of providers with voices and of assistants."""
-    data = entry.runtime_data
-    for subentry_id, coordinator in data.providers.items():
-        if coordinator.provider.offer.voices:
-            async_add_entities(
-                [
-                    LocalVoiceTtsEntity(
-                        TtsChain([coordinator]),
-                        f"{subentry_id}-tts",
-                        provider_device(coordinator),
-                    )
-                ],
-                config_subentry_id=subentry_id,
-            )
-    for subentry_id, assistant in data.assistants.items():
-        if assistant.tts.coordinators:
-            async_add_entities(
-                [
-                    LocalVoiceTtsEntity(
-                        assistant.tts,
-                        f"{subentry_id}-tts",
-                        assistant_device(entry.subentries[subentry_id]),
-                    )
-                ],
-                config_subentry_id=subentry_id,
-            )
+    async_add_speech_entities(
+        entry,
+        async_add_entities,
+        "tts",
+        provider_chain=TtsChain,
+        assistant_chain=lambda assistant: assistant.tts,
+        entity=LocalVoiceTtsEntity,
+    )
 
 
 def wav_header(chunk: AudioChunk) -> bytes:

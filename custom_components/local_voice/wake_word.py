@@ -10,7 +10,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import LocalVoiceConfigEntry
 from .chain import WakeChain
-from .entity import LocalVoiceEntity, assistant_device, provider_device
+from .entity import LocalVoiceEntity, async_add_speech_entities
 
 PARALLEL_UPDATES = 0
 
@@ -21,31 +21,14 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the wake word entities of providers with models and of assistants."""
-    data = entry.runtime_data
-    for subentry_id, coordinator in data.providers.items():
-        if coordinator.provider.offer.wake_words:
-            async_add_entities(
-                [
-                    LocalVoiceWakeWordEntity(
-                        WakeChain([coordinator]),
-                        f"{subentry_id}-wake_word",
-                        provider_device(coordinator),
-                    )
-                ],
-                config_subentry_id=subentry_id,
-            )
-    for subentry_id, assistant in data.assistants.items():
-        if assistant.wake.coordinators:
-            async_add_entities(
-                [
-                    LocalVoiceWakeWordEntity(
-                        assistant.wake,
-                        f"{subentry_id}-wake_word",
-                        assistant_device(entry.subentries[subentry_id]),
-                    )
-                ],
-                config_subentry_id=subentry_id,
-            )
+    async_add_speech_entities(
+        entry,
+        async_add_entities,
+        "wake_word",
+        provider_chain=WakeChain,
+        assistant_chain=lambda assistant: assistant.wake,
+        entity=LocalVoiceWakeWordEntity,
+    )
 
 
 class LocalVoiceWakeWordEntity(
