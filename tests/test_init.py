@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-from homeassistant.components import stt
+from homeassistant.components import stt, wake_word
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
@@ -183,3 +183,32 @@ async def test_unload_leaves_nothing_behind(
     assert entry.state is ConfigEntryState.NOT_LOADED
     assert open_connections({piper, whisper, wakeword}) == []
     assert child_processes() <= children_before
+
+
+async def test_failed_request_marks_the_server_down(
+    voice_hass: HomeAssistant,
+    wakeword: int,
+    spare_wakeword: launch.Server,
+    speech: SpeechMaker,
+) -> None:
+    """A request that cannot reach its server marks it down at once."""
+    hass = voice_hass
+    launch.wait_ready([spare_wakeword], timeout=60)
+    entry = await _wake_entry(hass, spare_wakeword.port, wakeword)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    entity_id = er.async_get(hass).async_get_entity_id(
+        "wake_word", DOMAIN, f"{next(iter(entry.subentries))}-wake_word"
+    )
+    assert entity_id is not None
+    engine = wake_word.async_get_wake_word_detection_entity(hass, entity_id)
+    assert engine is not None
+
+    spare_wakeword.stop()
+    result = await engine.async_process_audio_stream(
+        speech.piper("Alexa, turn on the kitchen light.").timed_stream(), "alexa"
+    )
+    assert result is None
+    assert hass.states.get(entity_id).state == "unavailable"
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert await hass.config_entries.async_unload(entry.entry_id)

@@ -80,7 +80,9 @@ class ProviderCoordinator(DataUpdateCoordinator[Provider]):
             provider.record_request(started)
         elif isinstance(error, (CannotConnectError, ServerTimeoutError)):
             provider.record_failure(str(error))
-            self.config_entry.async_create_task(
+            # In the background: nothing should wait on it, and it ends with
+            # the entry or Home Assistant.
+            self.config_entry.async_create_background_task(
                 self.hass, self.async_request_refresh(), "local_voice probe"
             )
         if was_available != provider.available:
