@@ -1,6 +1,6 @@
 """The newcomer's path on a real Home Assistant process.
 
-scripts/develop.py --check starts the speech servers on their usual ports
+python -m scripts.develop --check starts the speech servers on their usual ports
 (or reuses ones already there), starts `hass`, onboards, adds Local Voice
 through the REST config flow with every default, and then checks a typed
 command and a spoken one ("Alexa, turn on the kitchen light", paced like a
@@ -15,7 +15,11 @@ from pathlib import Path
 import subprocess
 import sys
 
-from tests.servers.launch import PROJECT, free_port
+import pytest
+
+from scripts.servers.launch import PROJECT, free_port
+
+pytestmark = pytest.mark.servers
 
 
 def test_develop_check_on_a_real_hass(tmp_path: Path, socket_enabled: None) -> None:
@@ -27,7 +31,8 @@ def test_develop_check_on_a_real_hass(tmp_path: Path, socket_enabled: None) -> N
     result = subprocess.run(
         [
             sys.executable,
-            str(PROJECT / "scripts" / "develop.py"),
+            "-m",
+            "scripts.develop",
             "--check",
             "--port",
             str(free_port()),

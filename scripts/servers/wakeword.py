@@ -7,7 +7,7 @@ server speaks the same protocol as they do (Describe/Info, Detect, AudioStart,
 AudioChunk, AudioStop, Detection/NotDetected) with the models that ship inside
 pymicro-wakeword, so nothing is downloaded.
 
-Run: python -m tests.servers.wakeword --uri tcp://127.0.0.1:10400
+Run: python -m scripts.servers.wakeword --uri tcp://127.0.0.1:10400
 """
 
 from __future__ import annotations

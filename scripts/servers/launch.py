@@ -4,7 +4,7 @@ The servers run from the speech venv (LV_SPEECH_VENV) with the models that ship
 inside its packages: Piper's en_US-joe-medium voice, Whisper tiny.en and the
 microWakeWord models. Each is ready when it answers Describe.
 
-Run `python -m tests.servers.launch` to start all three on their usual ports
+Run `python -m scripts.servers.launch` to start all three on their usual ports
 (10200, 10300, 10400) until interrupted.
 """
 
@@ -142,7 +142,7 @@ def commands(data_dir: Path) -> dict[str, list[str]]:
             "--beam-size",
             "1",
         ],
-        "wakeword": [python, "-m", "tests.servers.wakeword"],
+        "wakeword": [python, "-m", "scripts.servers.wakeword"],
     }
 
 

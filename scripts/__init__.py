@@ -1,0 +1,1 @@
+"""Tooling shared by the scripts and the tests: speech servers, test speech, the demo home."""
