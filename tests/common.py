@@ -9,9 +9,11 @@ from typing import Any
 
 from homeassistant.config_entries import SOURCE_USER
 from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.local_voice.config_flow import async_probe
+from custom_components.local_voice.config_flow import async_probe, provider_subentry
 from custom_components.local_voice.const import DOMAIN, SUBENTRY_PROVIDER
 
 HOST = "127.0.0.1"
@@ -26,8 +28,8 @@ async def async_provider_entry(hass: HomeAssistant, *ports: int) -> MockConfigEn
     """Return a Local Voice entry with one provider per port, as the flow stores it."""
     subentries = []
     for port in ports:
-        candidate = await async_probe(HOST, port)
-        subentries.append(candidate.subentry())
+        provider = await async_probe(HOST, port)
+        subentries.append(provider_subentry(provider, f"{provider.offer.name} {port}"))
     entry = MockConfigEntry(
         domain=DOMAIN, title="Local Voice", data={}, subentries_data=subentries
     )
@@ -82,15 +84,26 @@ def child_processes() -> set[int]:
     return children
 
 
+async def async_submit_voice(
+    hass: HomeAssistant, flows: Any, result: Any, user_input: dict[str, Any]
+) -> Any:
+    """Submit the `voice` form and wait for the check by ear to end."""
+    assert result.get("step_id") == "voice", result
+    result = await flows.async_configure(result["flow_id"], user_input)
+    assert result["type"] is FlowResultType.SHOW_PROGRESS, result
+    assert result["step_id"] == "check"
+    await hass.async_block_till_done()
+    return await flows.async_configure(result["flow_id"])
+
+
 async def async_accept_assistant_defaults(
     hass: HomeAssistant, result: Any, flows: Any = None
 ) -> Any:
     """Submit the two assistant forms with their defaults."""
     flows = flows or hass.config_entries.flow
-    assert result["step_id"] in {"assistant", "user", "reconfigure"}, result
+    assert result["step_id"] == "assistant", result
     result = await flows.async_configure(result["flow_id"], {})
-    assert result.get("step_id") in {"assistant_voice", "voice"}, result
-    return await flows.async_configure(result["flow_id"], {})
+    return await async_submit_voice(hass, flows, result, {})
 
 
 async def async_add_local_voice(
@@ -105,3 +118,10 @@ async def async_add_local_voice(
     result = await async_accept_assistant_defaults(hass, result)
     await hass.async_block_till_done()
     return result["result"]
+
+
+def entity_id(hass: HomeAssistant, domain: str, unique_id: str) -> str:
+    """Return the entity id of one of Local Voice's entities by unique id."""
+    found = er.async_get(hass).async_get_entity_id(domain, DOMAIN, unique_id)
+    assert found is not None, unique_id
+    return found

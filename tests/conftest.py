@@ -1,21 +1,43 @@
-"""Fixtures: real Wyoming servers on 127.0.0.1, real speech, a real Home Assistant."""
+"""Fixtures: real Wyoming servers on 127.0.0.1, real speech, a real Home Assistant.
+
+Two layers: a test that asks for a real speech server (or is marked
+`servers` itself) belongs to the real-server layer; every other test is in
+the fast layer, which `scripts/test --fast` runs on its own.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
+from dataclasses import dataclass
+from unittest.mock import PropertyMock, patch
 
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 import pytest_socket
+from syrupy.assertion import SnapshotAssertion
+from wyoming.info import Info
 
 from custom_components.local_voice import config_flow
-from tests.servers import launch
-from tests.speech import SpeechMaker
+from custom_components.local_voice.const import DOMAIN
+from scripts.servers import launch
+from scripts.speech import SpeechMaker
+from tests.common import async_add_local_voice
+from tests.stub_server import StubServer, stt_info, tts_info, wake_info
 
 pytest_plugins = ["pytest_homeassistant_custom_component"]
 
 _SERVERS_KEY = pytest.StashKey[dict[str, launch.Server]]()
+_REAL_SERVER_FIXTURES = {"speech_servers", "piper", "whisper", "wakeword", "speech"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests that need the real speech servers."""
+    for item in items:
+        if _REAL_SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.servers)
 
 
 @pytest.fixture(scope="session")
@@ -101,3 +123,70 @@ async def voice_hass(hass: HomeAssistant) -> HomeAssistant:
     assert await async_setup_component(hass, "assist_pipeline", {})
     await hass.async_block_till_done()
     return hass
+
+
+@pytest.fixture
+def entity_registry_enabled_by_default() -> Iterator[None]:
+    """Create the entities that are disabled by default too."""
+    with patch(
+        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
+        new_callable=PropertyMock,
+        return_value=True,
+    ):
+        yield
+
+
+@pytest.fixture
+async def stubs(
+    hass: HomeAssistant, socket_enabled: None
+) -> AsyncIterator[Callable[..., Awaitable[StubServer]]]:
+    """Start stub Wyoming servers of a test's own; all stop with the test.
+
+    Local Voice is unloaded first, so that nothing probes a stopped stub.
+    """
+    started: list[StubServer] = []
+
+    async def start(info: Info) -> StubServer:
+        server = await StubServer(info).async_start()
+        started.append(server)
+        return server
+
+    yield start
+    await hass.async_block_till_done()
+    for entry in hass.config_entries.async_entries(DOMAIN):
+        await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    for server in started:
+        await server.async_stop()
+
+
+@dataclass
+class StubHome:
+    """Local Voice added the newcomer's way over three stub servers."""
+
+    entry: MockConfigEntry
+    stt: StubServer
+    tts: StubServer
+    wake: StubServer
+
+
+@pytest.fixture
+async def stub_home(
+    voice_hass: HomeAssistant,
+    scan_ports: list[int],
+    stubs: Callable[..., Awaitable[StubServer]],
+) -> StubHome:
+    """Add integration over stub servers, accept every default."""
+    stt = await stubs(stt_info())
+    tts = await stubs(tts_info())
+    wake = await stubs(wake_info())
+    entry = await async_add_local_voice(
+        voice_hass, scan_ports, stt.port, tts.port, wake.port
+    )
+    return StubHome(entry, stt, tts, wake)
+
+
+@pytest.fixture
+def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """Snapshots with Home Assistant's serializer: registry ids become ANY."""
+    return snapshot.use_extension(HomeAssistantSnapshotExtension)

@@ -17,7 +17,7 @@ from homeassistant.components.assist_pipeline import (
 from homeassistant.components.assist_pipeline.pipeline import PipelineStage
 from homeassistant.core import Context, HomeAssistant
 
-from tests.speech import Speech, silence
+from scripts.speech import Speech, silence
 
 
 def english_metadata() -> stt.SpeechMetadata:

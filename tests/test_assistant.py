@@ -20,8 +20,8 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.local_voice.const import DOMAIN, SUBENTRY_ASSISTANT
-from tests.common import async_add_local_voice
-from tests.servers import launch
+from scripts.servers import launch
+from tests.common import async_add_local_voice, async_submit_voice
 
 
 @pytest.fixture
@@ -100,11 +100,12 @@ async def test_reconfigure_updates_the_pipeline(
             "subentry_id": _assistant_id(assistant_entry),
         },
     )
-    assert result["step_id"] == "reconfigure"
+    assert result["step_id"] == "assistant"
     result = await flows.async_configure(result["flow_id"], {})
-    assert result["step_id"] == "voice"
-    result = await flows.async_configure(
-        result["flow_id"],
+    result = await async_submit_voice(
+        hass,
+        flows,
+        result,
         {
             "voice": "en_US-joe-medium",
             "wake_word": "okay_nabu",
@@ -128,7 +129,7 @@ async def test_language_the_servers_lack_is_refused(
     result = await flows.async_init(
         (assistant_entry.entry_id, SUBENTRY_ASSISTANT), context={"source": SOURCE_USER}
     )
-    assert result["step_id"] == "user"
+    assert result["step_id"] == "assistant"
     # Languages outside what all three share are not even offered.
     with pytest.raises(InvalidData):
         await flows.async_configure(
@@ -140,12 +141,12 @@ async def test_language_the_servers_lack_is_refused(
     )
     assert result["step_id"] == "voice"
     # Piper's own voice is English: Whisper does not hear German in it.
-    result = await flows.async_configure(result["flow_id"], {"wake_word": "none"})
+    result = await async_submit_voice(hass, flows, result, {"wake_word": "none"})
     assert result["errors"] == {"base": "language_check_failed"}
     assert result["description_placeholders"]["sentence"].startswith("Schalte")
     # A German voice is in Piper's catalogue but not on this disk.
-    result = await flows.async_configure(
-        result["flow_id"], {"voice": "de_DE-thorsten-medium", "wake_word": "none"}
+    result = await async_submit_voice(
+        hass, flows, result, {"voice": "de_DE-thorsten-medium", "wake_word": "none"}
     )
     assert result["errors"] == {"base": "tts_check_failed"}
     # The voice is no longer offered once the server has said it lacks it.
@@ -170,7 +171,7 @@ async def test_second_assistant_and_unique_names(
     result = await flows.async_configure(
         result["flow_id"], {"name": "Bedroom", "preferred": False}
     )
-    result = await flows.async_configure(result["flow_id"], {"wake_word": "hey_jarvis"})
+    result = await async_submit_voice(hass, flows, result, {"wake_word": "hey_jarvis"})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
     (bedroom,) = _ours(hass, "Bedroom")
@@ -276,7 +277,7 @@ async def test_pipeline_follows_the_servers_offer(
     and back when it returns; the assistant's setting stays "alexa"."""
     hass = voice_hass
     port = launch.free_port()
-    command = [launch.speech_python(), "-m", "tests.servers.wakeword"]
+    command = [launch.speech_python(), "-m", "scripts.servers.wakeword"]
     server = launch.start("wake-all", command, port, tmp_path)
     try:
         launch.wait_ready([server], timeout=60)

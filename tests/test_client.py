@@ -12,9 +12,9 @@ from wyoming.info import AsrModel, AsrProgram, Attribution, Info, WakeModel, Wak
 
 from custom_components.local_voice import client
 from custom_components.local_voice.provider import offer_from_info
+from scripts.servers.launch import free_port
+from scripts.speech import SpeechMaker, silence
 from tests.common import HOST, normalize
-from tests.servers.launch import free_port
-from tests.speech import SpeechMaker, silence
 
 PCM16K = AudioFormat(rate=16000, width=2, channels=1)
 

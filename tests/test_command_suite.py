@@ -18,10 +18,10 @@ from typing import Any
 from homeassistant.core import HomeAssistant
 import pytest
 
+from scripts.demo_home import async_setup_demo_home
+from scripts.speech import Speech, SpeechMaker
 from tests.common import async_add_local_voice, normalize
-from tests.demo_home import async_setup_demo_home
 from tests.pipeline_helpers import Run, async_run_speech
-from tests.speech import Speech, SpeechMaker
 
 type Prepare = Callable[[HomeAssistant], Awaitable[None]]
 type Check = Callable[[HomeAssistant, Run], bool]

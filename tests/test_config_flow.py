@@ -26,8 +26,9 @@ from wyoming.server import AsyncEventHandler, AsyncServer
 
 from custom_components.local_voice import config_flow
 from custom_components.local_voice.const import DOMAIN, SUBENTRY_PROVIDER
+from custom_components.local_voice.provider import Provider
+from scripts.servers.launch import free_port
 from tests.common import HOST, async_accept_assistant_defaults
-from tests.servers.launch import free_port
 
 
 class _HandleOnly(AsyncEventHandler):
@@ -118,7 +119,12 @@ async def test_user_finds_local_servers(
     entry = result["result"]
     assert entry.state is ConfigEntryState.LOADED
     assert set(_providers(hass)) == {piper, whisper, wakeword}
-    assert _providers(hass)[piper] == f"piper ({HOST}:{piper})"
+    # Device names, and so entity ids, carry no address.
+    assert _providers(hass) == {
+        piper: "piper",
+        whisper: "faster-whisper",
+        wakeword: "microwakeword",
+    }
     domains = {
         e.domain
         for e in er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)
@@ -333,9 +339,11 @@ async def test_reconfigure_provider_address(
         title="Local Voice",
         data={},
         subentries_data=[
-            (await config_flow.async_probe(HOST, piper)).subentry(),
+            config_flow.provider_subentry(
+                await config_flow.async_probe(HOST, piper), "piper"
+            ),
             {
-                "data": config_flow.provider_data(HOST, old_port, moved.info),
+                "data": Provider.from_info(HOST, old_port, moved.info).as_data(),
                 "subentry_type": SUBENTRY_PROVIDER,
                 "title": "wake words",
                 "unique_id": f"{HOST}:{old_port}",

@@ -15,9 +15,9 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
 )
 
+from scripts.speech import SpeechMaker
 from tests.common import async_provider_entry, normalize, provider_subentry_id
 from tests.pipeline_helpers import english_metadata
-from tests.speech import SpeechMaker
 
 
 async def _setup(hass: HomeAssistant, piper: int, whisper: int, wakeword: int):  # type: ignore[no-untyped-def]

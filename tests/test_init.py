@@ -19,6 +19,9 @@ from pytest_homeassistant_custom_component.common import (
 
 from custom_components.local_voice import config_flow
 from custom_components.local_voice.const import DOMAIN, PROBE_INTERVAL
+from custom_components.local_voice.provider import Provider
+from scripts.servers import launch
+from scripts.speech import SpeechMaker
 from tests.common import (
     HOST,
     async_provider_entry,
@@ -27,8 +30,6 @@ from tests.common import (
     provider_subentry_id,
 )
 from tests.pipeline_helpers import english_metadata
-from tests.servers import launch
-from tests.speech import SpeechMaker
 
 
 @pytest.fixture
@@ -37,7 +38,7 @@ def spare_wakeword(tmp_path: Path) -> Iterator[launch.Server]:
     port = launch.free_port()
     server = launch.start(
         "spare-wakeword",
-        [launch.speech_python(), "-m", "tests.servers.wakeword"],
+        [launch.speech_python(), "-m", "scripts.servers.wakeword"],
         port,
         tmp_path,
     )
@@ -56,7 +57,7 @@ async def _wake_entry(
         data={},
         subentries_data=[
             {
-                "data": config_flow.provider_data(HOST, port, info),
+                "data": Provider.from_info(HOST, port, info).as_data(),
                 "subentry_type": "provider",
                 "title": "wake words",
                 "unique_id": f"{HOST}:{port}",
@@ -81,7 +82,7 @@ async def test_server_down_at_start_retries(
 
     restarted = launch.start(
         "spare-wakeword-again",
-        [launch.speech_python(), "-m", "tests.servers.wakeword"],
+        [launch.speech_python(), "-m", "scripts.servers.wakeword"],
         spare_wakeword.port,
         spare_wakeword.log_path.parent,
     )
@@ -95,6 +96,7 @@ async def test_server_down_at_start_retries(
         restarted.stop()
 
 
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 async def test_health_follows_the_server(
     voice_hass: HomeAssistant, wakeword: int, spare_wakeword: launch.Server
 ) -> None:
@@ -133,7 +135,7 @@ async def test_health_follows_the_server(
 
     back = launch.start(
         "spare-wakeword-back",
-        [launch.speech_python(), "-m", "tests.servers.wakeword"],
+        [launch.speech_python(), "-m", "scripts.servers.wakeword"],
         spare_wakeword.port,
         spare_wakeword.log_path.parent,
     )

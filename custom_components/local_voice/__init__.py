@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 
-from homeassistant.config_entries import ConfigEntry, ConfigSubentry
-from homeassistant.const import CONF_HOST, CONF_PORT, Platform
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryNotReady
-from wyoming.event import Event
-from wyoming.info import Info
+from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.typing import ConfigType
 
-from .assistant import Assistant, AssistantSettings
-from .chain import SttChain, TtsChain, WakeChain
-from .const import CONF_INFO, DOMAIN, SUBENTRY_ASSISTANT, SUBENTRY_PROVIDER
-from .coordinator import ProviderCoordinator
-from .pipeline import PipelineManager
-from .provider import Provider, offer_from_info
-from .sync import async_get_manager, async_sync_assistant
+from .assistant import Assistant
+from .const import DOMAIN, SUBENTRY_ASSISTANT, SUBENTRY_PROVIDER
+from .coordinator import LocalVoiceConfigEntry, LocalVoiceData, ProviderCoordinator
+from .pipeline import DATA_PIPELINES, PipelineManager
+from .provider import Provider, provider_title
+from .sync import async_sync_assistant
 
 PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
@@ -28,54 +25,20 @@ PLATFORMS: list[Platform] = [
     Platform.WAKE_WORD,
 ]
 
-
-@dataclass(slots=True)
-class LocalVoiceData:
-    """What a loaded entry keeps at run time."""
-
-    providers: dict[str, ProviderCoordinator]
-    assistants: dict[str, Assistant]
-    manager: PipelineManager
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
-type LocalVoiceConfigEntry = ConfigEntry[LocalVoiceData]
-
-
-def provider_from_subentry(subentry: ConfigSubentry) -> Provider:
-    """Build a provider from its subentry, with the offer saved when it was added."""
-    info = Info.from_event(Event(type="info", data=dict(subentry.data[CONF_INFO])))
-    return Provider(
-        subentry_id=subentry.subentry_id,
-        host=subentry.data[CONF_HOST],
-        port=subentry.data[CONF_PORT],
-        info=info,
-        offer=offer_from_info(info),
-    )
-
-
-def assistant_from_subentry(
-    subentry: ConfigSubentry, providers: dict[str, ProviderCoordinator]
-) -> Assistant:
-    """Build an assistant's chains from the providers it names, in order."""
-    settings = AssistantSettings.from_data(subentry.data)
-
-    def chain(ids: tuple[str, ...]) -> list[ProviderCoordinator]:
-        return [providers[i] for i in ids if i in providers]
-
-    return Assistant(
-        subentry_id=subentry.subentry_id,
-        settings=settings,
-        stt=SttChain(chain(settings.stt_providers)),
-        tts=TtsChain(chain(settings.tts_providers)),
-        wake=WakeChain(chain(settings.wake_providers)),
-    )
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Load what is remembered of the assistants' pipelines, once."""
+    hass.data[DATA_PIPELINES] = await PipelineManager.async_load(hass)
+    return True
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: LocalVoiceConfigEntry) -> bool:
     """Probe the providers, set up the entities, then the assistants' pipelines."""
     coordinators = {
         subentry.subentry_id: ProviderCoordinator(
-            hass, entry, provider_from_subentry(subentry)
+            hass, entry, Provider.from_subentry(subentry)
         )
         for subentry in entry.subentries.values()
         if subentry.subentry_type == SUBENTRY_PROVIDER
@@ -92,31 +55,25 @@ async def async_setup_entry(hass: HomeAssistant, entry: LocalVoiceConfigEntry) -
             },
         )
     assistants = {
-        subentry.subentry_id: assistant_from_subentry(subentry, coordinators)
+        subentry.subentry_id: Assistant.from_subentry(subentry, coordinators)
         for subentry in entry.subentries.values()
         if subentry.subentry_type == SUBENTRY_ASSISTANT
     }
-    manager = await async_get_manager(hass)
-    entry.runtime_data = LocalVoiceData(coordinators, assistants, manager)
+    entry.runtime_data = LocalVoiceData(coordinators, assistants)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
 
+    manager = hass.data[DATA_PIPELINES]
     await manager.async_remove_missing(set(assistants))
     for assistant in assistants.values():
-        await async_sync_assistant(hass, entry, assistant)
+        await async_sync_assistant(hass, assistant)
     entry.async_on_unload(manager.async_listen())
 
     @callback
     def offer_changed(provider_id: str) -> None:
         """A server's offer changed: bring the pipelines that use it up to date."""
         for assistant in assistants.values():
-            if provider_id in (
-                *assistant.settings.stt_providers,
-                *assistant.settings.tts_providers,
-                *assistant.settings.wake_providers,
-            ):
-                entry.async_create_task(
-                    hass, async_sync_assistant(hass, entry, assistant)
-                )
+            if provider_id in assistant.provider_ids:
+                entry.async_create_task(hass, async_sync_assistant(hass, assistant))
 
     for coordinator in coordinators.values():
         entry.async_on_unload(coordinator.async_add_offer_listener(offer_changed))
@@ -137,6 +94,29 @@ async def async_unload_entry(hass: HomeAssistant, entry: LocalVoiceConfigEntry) 
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: LocalVoiceConfigEntry) -> None:
-    """The integration is removed: remove its pipelines, hand "preferred" back."""
-    manager = await async_get_manager(hass)
+    """The integration is removed: its pipelines and storage go, "preferred" goes back.
+
+    The component may never have been set up in this run (a disabled entry),
+    so the manager is loaded here when setup did not do it.
+    """
+    manager = hass.data.get(DATA_PIPELINES) or await PipelineManager.async_load(hass)
     await manager.async_remove_missing(set())
+    await manager.async_remove_storage()
+
+
+async def async_migrate_entry(
+    hass: HomeAssistant, entry: LocalVoiceConfigEntry
+) -> bool:
+    """1.1 -> 1.2: provider titles (and so device names) lose the address."""
+    if entry.version > 1:
+        return False
+    if entry.minor_version < 2:
+        taken: set[str] = set()
+        for subentry in list(entry.subentries.values()):
+            if subentry.subentry_type != SUBENTRY_PROVIDER:
+                continue
+            title = provider_title(Provider.from_subentry(subentry), taken)
+            taken.add(title)
+            hass.config_entries.async_update_subentry(entry, subentry, title=title)
+        hass.config_entries.async_update_entry(entry, minor_version=2)
+    return True

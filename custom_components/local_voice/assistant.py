@@ -8,23 +8,23 @@ letting the text-to-speech say a sentence that the speech-to-text must hear.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 import re
 from typing import Any
 
 from homeassistant.components import conversation
-from homeassistant.const import MATCH_ALL
+from homeassistant.config_entries import ConfigSubentry
+from homeassistant.const import CONF_LANGUAGE, CONF_NAME, MATCH_ALL
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.util import language as language_util
 from wyoming.audio import AudioChunkConverter, AudioFormat
 
-from .chain import SttChain, TtsChain, WakeChain
+from .chain import ProviderHandle, SttChain, TtsChain, WakeChain
+from .language import base_language
 from .provider import Offer
 
-CONF_NAME = "name"
-CONF_LANGUAGE = "language"
 CONF_STT_PROVIDERS = "stt_providers"
 CONF_TTS_PROVIDERS = "tts_providers"
 CONF_WAKE_PROVIDERS = "wake_providers"
@@ -38,6 +38,10 @@ DEFAULT_NAME = "Local Voice"
 DEFAULT_AGENT = conversation.HOME_ASSISTANT_AGENT
 # Wake words chosen by default, best first.
 DEFAULT_WAKE_WORDS = ("alexa", "okay_nabu")
+
+# Seconds the language check allows the server to say, then to hear, its
+# sentence: a few seconds, as a dialog is waiting.
+CHECK_TIMEOUT = 8.0
 
 # Sentences the language check speaks and expects to hear back.
 CHECK_SENTENCES = {
@@ -111,10 +115,36 @@ class Assistant:
     tts: TtsChain
     wake: WakeChain
 
+    @classmethod
+    def from_subentry(
+        cls, subentry: ConfigSubentry, providers: Mapping[str, ProviderHandle]
+    ) -> Assistant:
+        """Build the chains from the providers the settings name, in order.
 
-def base_language(tag: str) -> str:
-    """Return the language part of a tag: en-US -> en."""
-    return re.split(r"[-_]", tag, maxsplit=1)[0].lower()
+        A provider that was removed since is left out of the chain.
+        """
+        settings = AssistantSettings.from_data(subentry.data)
+
+        def members(ids: tuple[str, ...]) -> list[ProviderHandle]:
+            return [providers[i] for i in ids if i in providers]
+
+        return cls(
+            subentry_id=subentry.subentry_id,
+            settings=settings,
+            stt=SttChain(members(settings.stt_providers)),
+            tts=TtsChain(members(settings.tts_providers)),
+            wake=WakeChain(members(settings.wake_providers)),
+        )
+
+    @property
+    def provider_ids(self) -> set[str]:
+        """Return every provider the assistant names, for any service."""
+        settings = self.settings
+        return {
+            *settings.stt_providers,
+            *settings.tts_providers,
+            *settings.wake_providers,
+        }
 
 
 def agent_languages(hass: HomeAssistant, agent_id: str) -> set[str] | None:
@@ -150,12 +180,6 @@ def default_language(hass: HomeAssistant, languages: list[str]) -> str | None:
     return languages[0] if languages else None
 
 
-def best_match(hass: HomeAssistant, language: str, supported: list[str]) -> str | None:
-    """Return the supported tag that best matches a language."""
-    found = language_util.matches(language, supported, hass.config.country)
-    return found[0] if found else None
-
-
 def default_wake_word(offer: Offer | None) -> str | None:
     """Return "alexa" when offered, else "okay_nabu", else nothing."""
     if offer is None:
@@ -170,12 +194,15 @@ def _words(text: str) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class LanguageCheck:
-    """The outcome of saying a sentence and hearing it back."""
+    """The outcome of saying a sentence and hearing it back.
+
+    `error` is None when the sentence was heard, else the translation key
+    of what went wrong.
+    """
 
     sentence: str
-    heard: str
-    ok: bool
-    stage: str = "stt"
+    heard: str = ""
+    error: str | None = None
 
 
 async def async_check_language(
@@ -189,30 +216,40 @@ async def async_check_language(
 
     Returns None for languages without a check sentence. Catches a voice that
     cannot speak the language and a model that does not know it, whatever
-    the servers advertise.
+    the servers advertise. Saying and hearing get CHECK_TIMEOUT seconds each:
+    the check runs while a dialog waits.
     """
     sentence = CHECK_SENTENCES.get(base_language(language))
     if sentence is None:
         return None
     converter = AudioChunkConverter(rate=16000, width=2, channels=1)
     try:
-        audio = [
-            converter.convert(chunk).audio
-            async for chunk in tts.async_synthesize(sentence, voice, fallback=False)
-        ]
+        async with asyncio.timeout(CHECK_TIMEOUT):
+            audio = [
+                converter.convert(chunk).audio
+                async for chunk in tts.async_synthesize(sentence, voice, fallback=False)
+            ]
+    except TimeoutError:
+        return LanguageCheck(sentence, error="tts_check_timeout")
     except HomeAssistantError as err:
-        return LanguageCheck(sentence, str(err), ok=False, stage="tts")
+        return LanguageCheck(sentence, str(err), error="tts_check_failed")
     if not audio:
-        return LanguageCheck(sentence, "", ok=False, stage="tts")
+        return LanguageCheck(sentence, error="tts_check_failed")
 
     async def stream() -> AsyncIterator[bytes]:
         for piece in audio:
             yield piece
 
-    heard = await stt.async_transcribe(
-        stream(), AudioFormat(rate=16000, width=2, channels=1), stt_language
-    )
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT):
+            heard = await stt.async_transcribe(
+                stream(), AudioFormat(rate=16000, width=2, channels=1), stt_language
+            )
+    except TimeoutError:
+        return LanguageCheck(sentence, error="stt_check_timeout")
     expected = _words(sentence)
     got = set(_words(heard or ""))
     hits = sum(1 for word in expected if word in got)
-    return LanguageCheck(sentence, heard or "", ok=hits >= 0.6 * len(expected))
+    if hits < 0.6 * len(expected):
+        return LanguageCheck(sentence, heard or "", error="language_check_failed")
+    return LanguageCheck(sentence, heard or "")

@@ -1,26 +1,32 @@
-"""The two assistant forms, shared by the first setup and "Add assistant".
+"""The assistant steps, shared by the first setup and "Add assistant".
 
-Form one: name, the providers of each service (in the order chosen), language
-and "preferred". Form two: voice, wake word, conversation agent. Submitting
-form two says a sentence in the chosen language with the chosen voice and
-checks that speech-to-text hears it, so a language or voice that the servers
-only claim to have is refused with the words that were heard.
+Step `assistant`: name, the providers of each service (in the order chosen),
+language and "preferred". Step `voice`: voice, wake word, conversation agent.
+Submitting `voice` runs the check by ear as the progress step `check`: the
+assistant says a sentence in the chosen language with the chosen voice and
+speech-to-text must hear it, so a language or voice that the servers only
+claim to have is refused with the words that were heard. Step `finish`
+stores the assistant, each flow in its own way.
 """
 
 from __future__ import annotations
 
+from abc import abstractmethod
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from homeassistant.components.assist_pipeline import async_get_pipelines
+from homeassistant.const import CONF_LANGUAGE, CONF_NAME
 from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowHandler, FlowResult
 from homeassistant.helpers import selector
 import probatio as vol
 
 from .assistant import (
+    CHECK_TIMEOUT,
     CONF_CONVERSATION_ENGINE,
-    CONF_LANGUAGE,
-    CONF_NAME,
     CONF_PREFER_LOCAL_INTENTS,
     CONF_PREFERRED,
     CONF_STT_PROVIDERS,
@@ -31,17 +37,16 @@ from .assistant import (
     DEFAULT_AGENT,
     DEFAULT_NAME,
     AssistantSettings,
+    LanguageCheck,
     agent_languages,
     async_check_language,
-    base_language,
-    best_match,
     default_language,
     default_wake_word,
     shared_languages,
 )
 from .chain import SttChain, TtsChain, UnmanagedProvider
+from .language import base_language, best_match
 from .provider import Offer, Provider
-from .sync import async_get_manager
 
 NO_WAKE_WORD = "none"
 SERVER_VOICE = "default"
@@ -51,15 +56,23 @@ SERVER_VOICE = "default"
 class AssistantForm:
     """State and checks of the assistant forms.
 
-    `providers` maps provider subentry ids to what each server offers;
-    `current` holds the settings being changed, if any.
+    `providers` maps provider subentry ids to their titles and what each
+    server offers; `current` holds the settings being changed, if any, and
+    `pipeline_id` that assistant's own pipeline, whose name it may keep.
     """
 
     hass: HomeAssistant
     providers: dict[str, tuple[str, Provider]]
-    subentry_id: str | None = None
     current: AssistantSettings | None = None
+    pipeline_id: str | None = None
     draft: dict[str, Any] = field(default_factory=dict)
+    settings: AssistantSettings | None = None
+
+    def _taken_names(self) -> set[str]:
+        """Return the names of the other pipelines: satellites pick by name."""
+        return {
+            p.name for p in async_get_pipelines(self.hass) if p.id != self.pipeline_id
+        }
 
     def _ids(self, service: str) -> list[str]:
         return [
@@ -82,11 +95,11 @@ class AssistantForm:
         """Return True when there is speech-to-text and text-to-speech."""
         return bool(self._ids("stt")) and bool(self._ids("tts"))
 
-    async def async_default_name(self) -> str:
+    def default_name(self) -> str:
         """Return a pipeline name no other pipeline has."""
         if self.current is not None:
             return self.current.name
-        taken = (await async_get_manager(self.hass)).pipeline_names()
+        taken = self._taken_names()
         name, number = DEFAULT_NAME, 1
         while name in taken:
             number += 1
@@ -98,8 +111,8 @@ class AssistantForm:
             self._offer(stt), self._offer(tts), agent_languages(self.hass, agent)
         )
 
-    async def async_schema_one(self) -> vol.Schema:
-        """Return form one, with defaults from the current settings."""
+    def assistant_schema(self) -> vol.Schema:
+        """Return the `assistant` form, with defaults from the current settings."""
         current = self.current
         stt_default = list(current.stt_providers) if current else self._ids("stt")[:1]
         tts_default = list(current.tts_providers) if current else self._ids("tts")[:1]
@@ -123,7 +136,7 @@ class AssistantForm:
             )
 
         fields: dict[vol.Marker, Any] = {
-            vol.Required(CONF_NAME, default=await self.async_default_name()): str,
+            vol.Required(CONF_NAME, default=self.default_name()): str,
             vol.Required(CONF_STT_PROVIDERS, default=stt_default): providers("stt"),
             vol.Required(CONF_TTS_PROVIDERS, default=tts_default): providers("tts"),
             vol.Optional(CONF_WAKE_PROVIDERS, default=wake_default): providers(
@@ -140,13 +153,10 @@ class AssistantForm:
         }
         return vol.Schema(fields)
 
-    async def async_validate_one(self, user_input: Mapping[str, Any]) -> dict[str, str]:
-        """Check form one; keep it as the draft when it is right."""
+    def validate_assistant(self, user_input: Mapping[str, Any]) -> dict[str, str]:
+        """Check the `assistant` form; keep it as the draft when it is right."""
         errors: dict[str, str] = {}
-        taken = (await async_get_manager(self.hass)).pipeline_names(
-            exclude=self.subentry_id
-        )
-        if user_input[CONF_NAME] in taken:
+        if user_input[CONF_NAME] in self._taken_names():
             errors[CONF_NAME] = "name_exists"
         stt = list(user_input.get(CONF_STT_PROVIDERS, []))
         tts = list(user_input.get(CONF_TTS_PROVIDERS, []))
@@ -167,8 +177,8 @@ class AssistantForm:
             self.draft = dict(user_input)
         return errors
 
-    def schema_two(self) -> vol.Schema:
-        """Return form two, for the language chosen in form one."""
+    def voice_schema(self) -> vol.Schema:
+        """Return the `voice` form, for the language chosen before."""
         current = self.current
         language = self.draft[CONF_LANGUAGE]
         tts_id = self.draft[CONF_TTS_PROVIDERS][0]
@@ -228,10 +238,8 @@ class AssistantForm:
             }
         )
 
-    async def async_validate_two(
-        self, user_input: Mapping[str, Any]
-    ) -> tuple[dict[str, str], dict[str, str], AssistantSettings | None]:
-        """Check form two by ear; return errors, placeholders and the settings."""
+    def validate_voice(self, user_input: Mapping[str, Any]) -> dict[str, str]:
+        """Check the `voice` form; keep the settings when it is right."""
         draft = self.draft
         language = draft[CONF_LANGUAGE]
         agent = user_input[CONF_CONVERSATION_ENGINE]
@@ -240,32 +248,111 @@ class AssistantForm:
             languages is not None
             and best_match(self.hass, language, sorted(languages)) is None
         ):
-            return {CONF_CONVERSATION_ENGINE: "language_unsupported_agent"}, {}, None
+            return {CONF_CONVERSATION_ENGINE: "language_unsupported_agent"}
         voice = user_input[CONF_VOICE]
-        voice = None if voice == SERVER_VOICE else voice
         wake_word = user_input[CONF_WAKE_WORD]
-        settings = AssistantSettings(
+        self.settings = AssistantSettings(
             name=draft[CONF_NAME],
             language=language,
             stt_providers=tuple(draft[CONF_STT_PROVIDERS]),
             tts_providers=tuple(draft[CONF_TTS_PROVIDERS]),
             wake_providers=tuple(draft.get(CONF_WAKE_PROVIDERS, ())),
-            voice=voice,
+            voice=None if voice == SERVER_VOICE else voice,
             wake_word=None if wake_word == NO_WAKE_WORD else wake_word,
             conversation_engine=agent,
             prefer_local_intents=user_input[CONF_PREFER_LOCAL_INTENTS],
             preferred=draft[CONF_PREFERRED],
         )
+        return {}
+
+    async def async_check(self) -> LanguageCheck | None:
+        """Say the check sentence with the first providers chosen, and hear it."""
+        settings = self.settings
+        assert settings is not None
         stt_provider = self.providers[settings.stt_providers[0]][1]
         tts_provider = self.providers[settings.tts_providers[0]][1]
         stt = SttChain([UnmanagedProvider(stt_provider)])
         tts = TtsChain([UnmanagedProvider(tts_provider)])
-        stt_language = best_match(self.hass, language, stt.languages) or language
-        check = await async_check_language(stt, tts, language, stt_language, voice)
-        if check is not None and not check.ok:
-            placeholders = {"sentence": check.sentence, "heard": check.heard}
-            key = (
-                "tts_check_failed" if check.stage == "tts" else "language_check_failed"
+        stt_language = (
+            best_match(self.hass, settings.language, stt.languages) or settings.language
+        )
+        return await async_check_language(
+            stt, tts, settings.language, stt_language, settings.voice
+        )
+
+
+class AssistantSteps[ResultT: FlowResult[Any, Any]](FlowHandler[Any, ResultT, Any]):
+    """The steps `assistant`, `voice`, `check` and `finish` of both flows.
+
+    A flow sets `_form` before it shows the `assistant` step and stores the
+    result in `async_step_finish`.
+    """
+
+    _form: AssistantForm
+    _check: asyncio.Task[LanguageCheck | None] | None = None
+    _check_failed: LanguageCheck | None = None
+
+    async def async_step_assistant(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ResultT:
+        """Name the assistant, pick its providers and language."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            errors = self._form.validate_assistant(user_input)
+            if not errors:
+                return await self.async_step_voice()
+        return self.async_show_form(
+            step_id="assistant",
+            data_schema=self.add_suggested_values_to_schema(
+                self._form.assistant_schema(), user_input
+            ),
+            errors=errors,
+        )
+
+    async def async_step_voice(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ResultT:
+        """Pick the voice, wake word and agent; then check the language by ear."""
+        errors: dict[str, str] = {}
+        placeholders = {"sentence": "", "heard": "", "seconds": f"{CHECK_TIMEOUT:g}"}
+        if user_input is not None:
+            errors = self._form.validate_voice(user_input)
+            if not errors:
+                return await self.async_step_check()
+        elif (failed := self._check_failed) is not None:
+            self._check_failed = None
+            assert failed.error is not None
+            errors = {"base": failed.error}
+            placeholders |= {"sentence": failed.sentence, "heard": failed.heard}
+        return self.async_show_form(
+            step_id="voice",
+            data_schema=self.add_suggested_values_to_schema(
+                self._form.voice_schema(), user_input
+            ),
+            errors=errors,
+            description_placeholders=placeholders,
+        )
+
+    async def async_step_check(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ResultT:
+        """Say and hear the check sentence while the dialog shows progress."""
+        if self._check is None:
+            self._check = self.hass.async_create_task(
+                self._form.async_check(), "local_voice language check"
             )
-            return {"base": key}, placeholders, None
-        return {}, {}, settings
+        if not self._check.done():
+            return self.async_show_progress(
+                step_id="check", progress_action="check", progress_task=self._check
+            )
+        check, self._check = self._check.result(), None
+        if check is not None and check.error is not None:
+            self._check_failed = check
+            return self.async_show_progress_done(next_step_id="voice")
+        return self.async_show_progress_done(next_step_id="finish")
+
+    @abstractmethod
+    async def async_step_finish(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ResultT:
+        """Store the checked assistant (`_form.settings`)."""

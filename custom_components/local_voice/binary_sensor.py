@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-from homeassistant.components.binary_sensor import BinarySensorEntity
+from homeassistant.components.binary_sensor import (
+    BinarySensorEntity,
+    BinarySensorEntityDescription,
+)
 from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
-from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
-from . import LocalVoiceConfigEntry
-from .coordinator import ProviderCoordinator
-from .entity import provider_device
+from .coordinator import LocalVoiceConfigEntry
+from .entity import ProviderEntity, async_add_provider_entities
 
 PARALLEL_UPDATES = 0
+
+CONNECTIVITY = BinarySensorEntityDescription(
+    key="connectivity",
+    device_class=BinarySensorDeviceClass.CONNECTIVITY,
+    entity_category=EntityCategory.DIAGNOSTIC,
+)
 
 
 async def async_setup_entry(
@@ -22,24 +29,15 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add a connectivity sensor per provider."""
-    for subentry_id, coordinator in entry.runtime_data.providers.items():
-        async_add_entities(
-            [ProviderConnectivity(coordinator)], config_subentry_id=subentry_id
-        )
+    async_add_provider_entities(
+        entry,
+        async_add_entities,
+        lambda coordinator: [ProviderConnectivity(coordinator, CONNECTIVITY)],
+    )
 
 
-class ProviderConnectivity(CoordinatorEntity[ProviderCoordinator], BinarySensorEntity):
+class ProviderConnectivity(ProviderEntity, BinarySensorEntity):
     """On while the server answers its probes and requests."""
-
-    _attr_has_entity_name = True
-    _attr_device_class = BinarySensorDeviceClass.CONNECTIVITY
-    _attr_entity_category = EntityCategory.DIAGNOSTIC
-
-    def __init__(self, coordinator: ProviderCoordinator) -> None:
-        """Attach to the provider's device."""
-        super().__init__(coordinator)
-        self._attr_unique_id = f"{coordinator.provider.subentry_id}-connectivity"
-        self._attr_device_info = provider_device(coordinator)
 
     @property
     def available(self) -> bool:

@@ -1,8 +1,9 @@
 """Speech services over an ordered list of providers.
 
 A provider's own entities use a chain of one; an assistant's entities use the
-providers chosen for it, in order. Requests go to the first provider of the
-chain; every outcome is folded into that provider's health.
+providers chosen for it, in the order chosen. Requests go to the first member
+of the chain (its primary); every outcome is folded into that provider's
+health.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .client import (
     async_transcribe,
 )
 from .const import DOMAIN
+from .language import base_language
 from .provider import Provider, WakeWord
 
 _LOGGER = logging.getLogger(__name__)
@@ -80,14 +82,14 @@ class Detected:
 class Chain:
     """An ordered list of providers for one kind of service."""
 
-    def __init__(self, coordinators: Sequence[ProviderHandle]) -> None:
+    def __init__(self, members: Sequence[ProviderHandle]) -> None:
         """Keep the providers in order."""
-        self.coordinators = coordinators
+        self.members = members
 
     @property
     def primary(self) -> ProviderHandle | None:
         """Return the provider requests go to."""
-        return self.coordinators[0] if self.coordinators else None
+        return self.members[0] if self.members else None
 
     @property
     def provider(self) -> Provider | None:
@@ -133,7 +135,7 @@ class SttChain(Chain):
                 provider.port,
                 _with_lead_in(stream, audio_format),
                 audio_format,
-                language=language.split("-", maxsplit=1)[0],
+                language=base_language(language),
                 model=model.name if model else None,
             )
         except WyomingError as err:

@@ -196,6 +196,15 @@ def _length(header: dict[str, object], key: str, limit: int) -> int:
     return value
 
 
+def _format_fields(audio_format: AudioFormat) -> dict[str, int]:
+    """Return the rate, width and channels that audio events carry."""
+    return {
+        "rate": audio_format.rate,
+        "width": audio_format.width,
+        "channels": audio_format.channels,
+    }
+
+
 def _raise_if_error(event: Event) -> None:
     if Error.is_type(event.type):
         error = Error.from_event(event)
@@ -243,22 +252,11 @@ async def async_transcribe(
             Connection(host, port, timeouts) as conn,
         ):
             await conn.write(Transcribe(name=model, language=language).event())
-            await conn.write(
-                AudioStart(
-                    rate=audio_format.rate,
-                    width=audio_format.width,
-                    channels=audio_format.channels,
-                ).event()
-            )
+            await conn.write(AudioStart(**_format_fields(audio_format)).event())
             async for chunk in audio:
                 if chunk:
                     await conn.write(
-                        AudioChunk(
-                            rate=audio_format.rate,
-                            width=audio_format.width,
-                            channels=audio_format.channels,
-                            audio=chunk,
-                        ).event()
+                        AudioChunk(audio=chunk, **_format_fields(audio_format)).event()
                     )
             await conn.write(AudioStop().event())
             while True:
@@ -366,13 +364,7 @@ async def async_detect(
     try:
         async with asyncio.timeout(total), Connection(host, port, timeouts) as conn:
             await conn.write(Detect(names=names).event())
-            await conn.write(
-                AudioStart(
-                    rate=audio_format.rate,
-                    width=audio_format.width,
-                    channels=audio_format.channels,
-                ).event()
-            )
+            await conn.write(AudioStart(**_format_fields(audio_format)).event())
             read = asyncio.create_task(conn.read(), name="local_voice wake word read")
             audio_done = False
             last_timestamp = 0
@@ -409,11 +401,9 @@ async def async_detect(
                     chunk, last_timestamp = item
                     await conn.write(
                         AudioChunk(
-                            rate=audio_format.rate,
-                            width=audio_format.width,
-                            channels=audio_format.channels,
                             audio=chunk,
                             timestamp=last_timestamp,
+                            **_format_fields(audio_format),
                         ).event()
                     )
                     next_chunk = asyncio.create_task(

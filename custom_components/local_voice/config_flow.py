@@ -10,7 +10,6 @@ single entry itself and turns a discovery into a new provider subentry.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 import ipaddress
 import logging
 import re
@@ -36,13 +35,11 @@ from homeassistant.helpers.service_info.hassio import HassioServiceInfo
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 from homeassistant.util.ulid import ulid_now
 import probatio as vol
-from wyoming.info import Info
 
 from .assistant import AssistantSettings
-from .assistant_flow import AssistantForm
+from .assistant_flow import AssistantForm, AssistantSteps
 from .client import WyomingError, async_describe
 from .const import (
-    CONF_INFO,
     CONF_PROVIDERS,
     DEFAULT_SCAN_PORTS,
     DOMAIN,
@@ -50,7 +47,8 @@ from .const import (
     SUBENTRY_ASSISTANT,
     SUBENTRY_PROVIDER,
 )
-from .provider import Offer, Provider, offer_from_info
+from .pipeline import pipeline_manager
+from .provider import Provider, provider_title
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -67,67 +65,12 @@ PORT_SELECTOR = selector.NumberSelector(
 
 
 class ProbeError(Exception):
-    """A candidate server cannot be used; `reason` is a translation key."""
+    """A server cannot be used; `reason` is a translation key."""
 
     def __init__(self, reason: str) -> None:
         """Keep the reason."""
         super().__init__(reason)
         self.reason = reason
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """A Wyoming server that answered, and what it offers."""
-
-    host: str
-    port: int
-    info: Info
-    offer: Offer
-    subentry_id: str = field(default_factory=ulid_now)
-
-    def provider(self) -> Provider:
-        """Return the server as a provider, for the assistant forms."""
-        return Provider(
-            subentry_id=self.subentry_id,
-            host=self.host,
-            port=self.port,
-            info=self.info,
-            offer=self.offer,
-            available=True,
-        )
-
-    @property
-    def address(self) -> str:
-        """Return host:port."""
-        return f"{self.host}:{self.port}"
-
-    @property
-    def title(self) -> str:
-        """Return the provider's title."""
-        return f"{self.offer.name} ({self.address})"
-
-    def label(self) -> str:
-        """Describe the candidate for a selection list."""
-        return f"{self.title}: {', '.join(self.offer.services)}"
-
-    def data(self) -> dict[str, Any]:
-        """Return the data stored for this provider."""
-        return provider_data(self.host, self.port, self.info)
-
-    def subentry(self) -> ConfigSubentryDataWithId:
-        """Return the provider subentry for this server, with its id."""
-        return ConfigSubentryDataWithId(
-            data=self.data(),
-            subentry_id=self.subentry_id,
-            subentry_type=SUBENTRY_PROVIDER,
-            title=self.title,
-            unique_id=self.address,
-        )
-
-
-def provider_data(host: str, port: int, info: Info) -> dict[str, Any]:
-    """Return the data stored for a provider subentry."""
-    return {CONF_HOST: host, CONF_PORT: port, CONF_INFO: info.event().data}
 
 
 def normalize_host(host: str) -> str:
@@ -144,45 +87,74 @@ def normalize_host(host: str) -> str:
     return host.rstrip(".").lower()
 
 
-async def async_probe(host: str, port: int) -> Candidate:
+async def async_probe(host: str, port: int) -> Provider:
     """Describe a server and check it offers speech services."""
     try:
         info = await async_describe(host, port)
     except WyomingError as err:
         _LOGGER.debug("No Wyoming server at %s:%s: %s", host, port, err)
         raise ProbeError("cannot_connect") from err
-    offer = offer_from_info(info)
-    if not offer.services:
+    provider = Provider.from_info(host, port, info)
+    if not provider.offer.services:
         raise ProbeError("no_services")
-    return Candidate(host=host, port=port, info=info, offer=offer)
+    return provider
 
 
-async def async_scan_local() -> list[Candidate]:
+async def async_scan_local() -> list[Provider]:
     """Probe the usual Wyoming ports on this host, all at once."""
     results = await asyncio.gather(
         *(async_probe(SCAN_HOST, port) for port in DEFAULT_SCAN_PORTS),
         return_exceptions=True,
     )
-    return [r for r in results if isinstance(r, Candidate)]
+    return [r for r in results if isinstance(r, Provider)]
 
 
-def find_duplicate(entry: ConfigEntry, candidate: Candidate) -> str | None:
-    """Return the title of a provider that is the same server, if any.
+def stored_providers(entry: ConfigEntry) -> dict[str, ConfigSubentry]:
+    """Return the entry's provider subentries by id."""
+    return {
+        subentry_id: subentry
+        for subentry_id, subentry in entry.subentries.items()
+        if subentry.subentry_type == SUBENTRY_PROVIDER
+    }
 
-    The same server can be reached as 127.0.0.1 and by its LAN address; the
-    same port with an identical description is taken to be the same server.
-    """
-    for subentry in entry.subentries.values():
-        if subentry.subentry_type != SUBENTRY_PROVIDER:
-            continue
-        if subentry.unique_id == candidate.address:
-            return subentry.title
-        if (
-            subentry.data[CONF_PORT] == candidate.port
-            and subentry.data[CONF_INFO] == candidate.info.event().data
+
+def find_duplicate(
+    entry: ConfigEntry, provider: Provider, exclude: str | None = None
+) -> ConfigSubentry | None:
+    """Return the stored provider that is the same server, if any."""
+    for subentry_id, subentry in stored_providers(entry).items():
+        if subentry_id != exclude and Provider.from_subentry(subentry).is_same_server(
+            provider
         ):
-            return subentry.title
+            return subentry
     return None
+
+
+def provider_label(provider: Provider, title: str) -> str:
+    """Describe a server for a selection list: the address shows here."""
+    return f"{title} ({provider.address}): {', '.join(provider.offer.services)}"
+
+
+def provider_subentry(provider: Provider, title: str) -> ConfigSubentryDataWithId:
+    """Return the subentry of a provider, with its id."""
+    return ConfigSubentryDataWithId(
+        data=provider.as_data(),
+        subentry_id=provider.subentry_id,
+        subentry_type=SUBENTRY_PROVIDER,
+        title=title,
+        unique_id=provider.address,
+    )
+
+
+def assistant_subentry(settings: AssistantSettings) -> ConfigSubentryDataWithId:
+    """Return the subentry of a new assistant."""
+    return ConfigSubentryDataWithId(
+        data=settings.as_data(),
+        subentry_id=ulid_now(),
+        subentry_type=SUBENTRY_ASSISTANT,
+        title=settings.name,
+        unique_id=None,
+    )
 
 
 def address_schema(host: str | None = None, port: int = 10300) -> vol.Schema:
@@ -197,7 +169,7 @@ def address_schema(host: str | None = None, port: int = 10300) -> vol.Schema:
 
 async def async_probe_input(
     user_input: dict[str, Any], errors: dict[str, str]
-) -> Candidate | None:
+) -> Provider | None:
     """Probe the address a user typed, filling `errors` on failure."""
     try:
         host = normalize_host(user_input[CONF_HOST])
@@ -207,17 +179,17 @@ async def async_probe_input(
     return None
 
 
-class LocalVoiceConfigFlow(ConfigFlow, domain=DOMAIN):
+class LocalVoiceConfigFlow(AssistantSteps[ConfigFlowResult], ConfigFlow, domain=DOMAIN):
     """Set up Local Voice, and add servers it discovers."""
 
     VERSION = 1
+    MINOR_VERSION = 2
 
     def __init__(self) -> None:
         """Start with nothing found."""
-        self._found: dict[str, Candidate] = {}
-        self._discovered: Candidate | None = None
-        self._chosen: list[Candidate] = []
-        self._assistant: AssistantForm | None = None
+        self._found: list[Provider] = []
+        self._discovered: Provider | None = None
+        self._chosen: dict[str, Provider] = {}
 
     @classmethod
     @callback
@@ -230,15 +202,22 @@ class LocalVoiceConfigFlow(ConfigFlow, domain=DOMAIN):
             SUBENTRY_ASSISTANT: AssistantSubentryFlow,
         }
 
+    def _add_found(self, provider: Provider) -> Provider:
+        """Keep a server found, once; return the one kept."""
+        for found in self._found:
+            if found.is_same_server(provider):
+                return found
+        self._found.append(provider)
+        return provider
+
     async def async_step_user(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Scan this host, then let the user pick servers or type one in."""
         if self._async_current_entries(include_ignore=False):
             return self.async_abort(reason="single_instance_allowed")
-        if not self._found:
-            for candidate in await async_scan_local():
-                self._found[candidate.address] = candidate
+        for provider in await async_scan_local():
+            self._add_found(provider)
         return await self.async_step_providers()
 
     async def async_step_providers(
@@ -247,35 +226,23 @@ class LocalVoiceConfigFlow(ConfigFlow, domain=DOMAIN):
         """Choose among the servers found, and add one by address."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            chosen = [
-                self._found[address]
-                for address in user_input.get(CONF_PROVIDERS, [])
-                if address in self._found
-            ]
+            picked = set(user_input.get(CONF_PROVIDERS, []))
+            chosen = [p for p in self._found if p.address in picked]
             if user_input.get(CONF_HOST):
-                candidate = await async_probe_input(user_input, errors)
-                if candidate is not None:
-                    self._found[candidate.address] = candidate
-                    if candidate not in chosen:
-                        chosen.append(candidate)
+                typed = await async_probe_input(user_input, errors)
+                if typed is not None and (kept := self._add_found(typed)) not in chosen:
+                    chosen.append(kept)
             if not errors and not chosen:
                 errors["base"] = "no_providers"
             if not errors:
-                self._chosen = chosen
-                self._assistant = AssistantForm(
-                    self.hass,
-                    {c.subentry_id: (c.title, c.provider()) for c in chosen},
-                )
-                if self._assistant.can_create:
-                    return await self.async_step_assistant()
-                return self._async_create([])
+                return await self._async_chosen(chosen)
 
         fields: dict[vol.Marker, Any] = {}
         if self._found:
-            fields[vol.Optional(CONF_PROVIDERS, default=list(self._found))] = (
-                cv.multi_select(
-                    {address: c.label() for address, c in self._found.items()}
-                )
+            fields[
+                vol.Optional(CONF_PROVIDERS, default=[p.address for p in self._found])
+            ] = cv.multi_select(
+                {p.address: provider_label(p, p.offer.name) for p in self._found}
             )
             fields[vol.Optional(CONF_HOST)] = str
         else:
@@ -293,54 +260,44 @@ class LocalVoiceConfigFlow(ConfigFlow, domain=DOMAIN):
             },
         )
 
-    async def async_step_assistant(
-        self, user_input: dict[str, Any] | None = None
-    ) -> ConfigFlowResult:
-        """Name the assistant, pick its providers and language."""
-        form = self._assistant
-        assert form is not None
-        errors: dict[str, str] = {}
-        if user_input is not None:
-            errors = await form.async_validate_one(user_input)
-            if not errors:
-                return await self.async_step_assistant_voice()
-        return self.async_show_form(
-            step_id="assistant",
-            data_schema=self.add_suggested_values_to_schema(
-                await form.async_schema_one(), user_input
-            ),
-            errors=errors,
+    async def _async_chosen(self, chosen: list[Provider]) -> ConfigFlowResult:
+        """Title the chosen servers, then go on to the assistant if it can exist."""
+        taken: set[str] = set()
+        for provider in chosen:
+            title = provider_title(provider, taken)
+            taken.add(title)
+            self._chosen[title] = provider
+        self._form = AssistantForm(
+            self.hass, {p.subentry_id: (t, p) for t, p in self._chosen.items()}
         )
+        if self._form.can_create:
+            return await self.async_step_assistant()
+        return self._async_create([])
 
-    async def async_step_assistant_voice(
+    async def async_step_finish(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Pick the voice, wake word and agent; check the language by ear."""
-        form = self._assistant
-        assert form is not None
-        errors: dict[str, str] = {}
-        placeholders: dict[str, str] = {}
-        if user_input is not None:
-            errors, placeholders, settings = await form.async_validate_two(user_input)
-            if settings is not None:
-                return self._async_create([assistant_subentry(settings)])
-        return self.async_show_form(
-            step_id="assistant_voice",
-            data_schema=self.add_suggested_values_to_schema(
-                form.schema_two(), user_input
-            ),
-            errors=errors,
-            description_placeholders=placeholders,
-        )
+        """Create the entry with the servers and the checked assistant."""
+        settings = self._form.settings
+        assert settings is not None
+        return self._async_create([assistant_subentry(settings)])
 
     @callback
     def _async_create(
         self, assistants: list[ConfigSubentryDataWithId]
     ) -> ConfigFlowResult:
+        # Checked again here: another flow (a second discovery confirmed at
+        # the same time) may have created the entry while this one was open.
+        if self._async_current_entries(include_ignore=False):
+            return self.async_abort(reason="single_instance_allowed")
         return self.async_create_entry(
             title="Local Voice",
             data={},
-            subentries=[c.subentry() for c in self._chosen] + assistants,
+            subentries=[
+                provider_subentry(provider, title)
+                for title, provider in self._chosen.items()
+            ]
+            + assistants,
         )
 
     async def async_step_zeroconf(
@@ -354,9 +311,13 @@ class LocalVoiceConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         """A Supervisor add-on offers a Wyoming server."""
         uri = urlparse(discovery_info.config.get("uri", ""))
-        if uri.hostname is None or uri.port is None:
+        try:
+            port = uri.port
+        except ValueError:
+            port = None
+        if uri.hostname is None:
             return self.async_abort(reason="invalid_discovery_info")
-        return await self._async_discovered(uri.hostname, uri.port)
+        return await self._async_discovered(uri.hostname, port)
 
     async def _async_discovered(self, host: str, port: int | None) -> ConfigFlowResult:
         if port is None:
@@ -364,62 +325,55 @@ class LocalVoiceConfigFlow(ConfigFlow, domain=DOMAIN):
         await self.async_set_unique_id(f"{host}:{port}")
         self._abort_if_unique_id_configured()
         try:
-            candidate = await async_probe(host, port)
+            provider = await async_probe(host, port)
         except ProbeError as err:
             return self.async_abort(reason=err.reason)
         for entry in self._async_current_entries(include_ignore=False):
-            if find_duplicate(entry, candidate) is not None:
+            if find_duplicate(entry, provider) is not None:
                 return self.async_abort(reason="already_configured")
-        self._discovered = candidate
-        self.context["title_placeholders"] = {"name": candidate.title}
+        self._discovered = provider
+        self.context["title_placeholders"] = {"name": provider.offer.name}
         return await self.async_step_discovery_confirm()
 
     async def async_step_discovery_confirm(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Confirm a discovered server."""
-        candidate = self._discovered
-        assert candidate is not None
+        provider = self._discovered
+        assert provider is not None
         if user_input is None:
             return self.async_show_form(
                 step_id="discovery_confirm",
                 description_placeholders={
-                    "name": candidate.title,
-                    "services": ", ".join(candidate.offer.services),
+                    "name": provider.offer.name,
+                    "address": provider.address,
+                    "services": ", ".join(provider.offer.services),
                 },
             )
-        entries = self._async_current_entries(include_ignore=False)
-        if entries:
+        if entries := self._async_current_entries(include_ignore=False):
             entry = entries[0]
+            if find_duplicate(entry, provider) is not None:
+                return self.async_abort(reason="already_configured")
+            title = provider_title(
+                provider, {s.title for s in stored_providers(entry).values()}
+            )
             self.hass.config_entries.async_add_subentry(
                 entry,
                 ConfigSubentry(
-                    data=MappingProxyType(candidate.data()),
+                    data=MappingProxyType(provider.as_data()),
                     subentry_type=SUBENTRY_PROVIDER,
-                    title=candidate.title,
-                    unique_id=candidate.address,
+                    title=title,
+                    unique_id=provider.address,
                 ),
             )
             return self.async_abort(
-                reason="provider_added",
-                description_placeholders={"name": candidate.title},
+                reason="provider_added", description_placeholders={"name": title}
             )
         # No entry yet: set up as from "Add integration", with this server in.
         for found in await async_scan_local():
-            self._found.setdefault(found.address, found)
-        self._found[candidate.address] = candidate
+            self._add_found(found)
+        self._add_found(provider)
         return await self.async_step_providers()
-
-
-def assistant_subentry(settings: AssistantSettings) -> ConfigSubentryDataWithId:
-    """Return the subentry of a new assistant."""
-    return ConfigSubentryDataWithId(
-        data=settings.as_data(),
-        subentry_id=ulid_now(),
-        subentry_type=SUBENTRY_ASSISTANT,
-        title=settings.name,
-        unique_id=None,
-    )
 
 
 class ProviderSubentryFlow(ConfigSubentryFlow):
@@ -431,14 +385,16 @@ class ProviderSubentryFlow(ConfigSubentryFlow):
         """Add a server by host and port."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            candidate = await async_probe_input(user_input, errors)
-            if candidate is not None:
-                if find_duplicate(self._get_entry(), candidate) is not None:
+            provider = await async_probe_input(user_input, errors)
+            if provider is not None:
+                entry = self._get_entry()
+                if find_duplicate(entry, provider) is not None:
                     return self.async_abort(reason="already_configured")
+                titles = {s.title for s in stored_providers(entry).values()}
                 return self.async_create_entry(
-                    title=candidate.title,
-                    data=candidate.data(),
-                    unique_id=candidate.address,
+                    title=provider_title(provider, titles),
+                    data=provider.as_data(),
+                    unique_id=provider.address,
                 )
         return self.async_show_form(
             step_id="user",
@@ -452,24 +408,25 @@ class ProviderSubentryFlow(ConfigSubentryFlow):
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
         """Point a provider at a new address."""
+        entry = self._get_entry()
         subentry = self._get_reconfigure_subentry()
         errors: dict[str, str] = {}
         if user_input is not None:
-            candidate = await async_probe_input(user_input, errors)
-            if candidate is not None:
-                entry = self._get_entry()
-                for other in entry.subentries.values():
-                    if (
-                        other.subentry_id != subentry.subentry_id
-                        and other.unique_id == candidate.address
-                    ):
-                        return self.async_abort(reason="already_configured")
+            provider = await async_probe_input(user_input, errors)
+            if provider is not None:
+                if find_duplicate(entry, provider, exclude=subentry.subentry_id):
+                    return self.async_abort(reason="already_configured")
+                title = subentry.title
+                if Provider.from_subentry(subentry).offer.name != provider.offer.name:
+                    others = stored_providers(entry)
+                    others.pop(subentry.subentry_id)
+                    title = provider_title(provider, {s.title for s in others.values()})
                 return self.async_update_and_abort(
                     entry,
                     subentry,
-                    title=candidate.title,
-                    data=provider_data(candidate.host, candidate.port, candidate.info),
-                    unique_id=candidate.address,
+                    title=title,
+                    data=provider.as_data(),
+                    unique_id=provider.address,
                 )
         return self.async_show_form(
             step_id="reconfigure",
@@ -481,10 +438,8 @@ class ProviderSubentryFlow(ConfigSubentryFlow):
         )
 
 
-class AssistantSubentryFlow(ConfigSubentryFlow):
+class AssistantSubentryFlow(AssistantSteps[SubentryFlowResult], ConfigSubentryFlow):
     """Add an assistant, or change one."""
-
-    _form: AssistantForm
 
     def _start(self, subentry: ConfigSubentry | None) -> SubentryFlowResult | None:
         entry = self._get_entry()
@@ -496,8 +451,12 @@ class AssistantSubentryFlow(ConfigSubentryFlow):
                 pid: (entry.subentries[pid].title, coordinator.provider)
                 for pid, coordinator in entry.runtime_data.providers.items()
             },
-            subentry_id=subentry.subentry_id if subentry else None,
             current=AssistantSettings.from_data(subentry.data) if subentry else None,
+            pipeline_id=(
+                pipeline_manager(self.hass).pipeline_id(subentry.subentry_id)
+                if subentry
+                else None
+            ),
         )
         if not self._form.can_create:
             return self.async_abort(reason="no_speech_providers")
@@ -507,63 +466,28 @@ class AssistantSubentryFlow(ConfigSubentryFlow):
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
         """Start a new assistant."""
-        if user_input is None and (abort := self._start(None)) is not None:
-            return abort
-        return await self._async_form_one("user", user_input)
+        return self._start(None) or await self.async_step_assistant()
 
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
         """Change an assistant."""
-        if (
-            user_input is None
-            and (abort := self._start(self._get_reconfigure_subentry())) is not None
-        ):
-            return abort
-        return await self._async_form_one("reconfigure", user_input)
-
-    async def _async_form_one(
-        self, step_id: str, user_input: dict[str, Any] | None
-    ) -> SubentryFlowResult:
-        errors: dict[str, str] = {}
-        if user_input is not None:
-            errors = await self._form.async_validate_one(user_input)
-            if not errors:
-                return await self.async_step_voice()
-        return self.async_show_form(
-            step_id=step_id,
-            data_schema=self.add_suggested_values_to_schema(
-                await self._form.async_schema_one(), user_input
-            ),
-            errors=errors,
+        return (
+            self._start(self._get_reconfigure_subentry())
+            or await self.async_step_assistant()
         )
 
-    async def async_step_voice(
+    async def async_step_finish(
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
-        """Pick the voice, wake word and agent; check the language by ear."""
-        errors: dict[str, str] = {}
-        placeholders: dict[str, str] = {}
-        if user_input is not None:
-            errors, placeholders, settings = await self._form.async_validate_two(
-                user_input
+        """Store the checked assistant."""
+        settings = self._form.settings
+        assert settings is not None
+        if self.source == SOURCE_RECONFIGURE:
+            return self.async_update_and_abort(
+                self._get_entry(),
+                self._get_reconfigure_subentry(),
+                title=settings.name,
+                data=settings.as_data(),
             )
-            if settings is not None:
-                if self.source == SOURCE_RECONFIGURE:
-                    return self.async_update_and_abort(
-                        self._get_entry(),
-                        self._get_reconfigure_subentry(),
-                        title=settings.name,
-                        data=settings.as_data(),
-                    )
-                return self.async_create_entry(
-                    title=settings.name, data=settings.as_data()
-                )
-        return self.async_show_form(
-            step_id="voice",
-            data_schema=self.add_suggested_values_to_schema(
-                self._form.schema_two(), user_input
-            ),
-            errors=errors,
-            description_placeholders=placeholders,
-        )
+        return self.async_create_entry(title=settings.name, data=settings.as_data())

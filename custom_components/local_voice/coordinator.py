@@ -1,23 +1,33 @@
-"""Keep each provider's offer and health current."""
+"""Keep each provider's offer and health current; the entry's runtime data."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 import logging
 import time
-from typing import TYPE_CHECKING
 
+from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
+from .assistant import Assistant
 from .client import CannotConnectError, ServerTimeoutError, WyomingError, async_describe
 from .const import DOMAIN, PROBE_INTERVAL
 from .provider import Provider
 
-if TYPE_CHECKING:
-    from . import LocalVoiceConfigEntry
-
 _LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class LocalVoiceData:
+    """What a loaded entry keeps at run time, by subentry id."""
+
+    providers: dict[str, ProviderCoordinator]
+    assistants: dict[str, Assistant]
+
+
+type LocalVoiceConfigEntry = ConfigEntry[LocalVoiceData]
 
 
 class ProviderCoordinator(DataUpdateCoordinator[Provider]):

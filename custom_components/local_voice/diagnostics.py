@@ -1,47 +1,102 @@
-"""Diagnostics: what each provider offers and how healthy it is."""
+"""Diagnostics: providers, assistants and their pipelines, nothing that identifies the home.
+
+Addresses, host names and the names a user gave (assistants, pipelines, and
+the entity ids made from them) are redacted; audio and transcripts are never
+kept, so there are none to leak.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from homeassistant.components.diagnostics import REDACTED, async_redact_data
 from homeassistant.core import HomeAssistant
 
-from . import LocalVoiceConfigEntry
+from .coordinator import LocalVoiceConfigEntry
+from .pipeline import pipeline_manager
+from .provider import Provider
+
+# Pipeline fields that carry a name the user chose or an entity id made from it.
+TO_REDACT = {
+    "name",
+    "stt_engine",
+    "tts_engine",
+    "wake_word_entity",
+}
+
+
+def _without_address(provider: Provider, text: str | None) -> str | None:
+    """Return a server's error text with its address taken out."""
+    if text is None:
+        return None
+    return text.replace(provider.address, REDACTED).replace(provider.host, REDACTED)
+
+
+def _provider(label: str, provider: Provider) -> dict[str, Any]:
+    offer = provider.offer
+    return {
+        "provider": label,
+        "name": offer.name,
+        "port": provider.port,
+        "available": provider.available,
+        "last_error": _without_address(provider, provider.last_error),
+        "probe_latency_ms": provider.probe_latency_ms,
+        "last_request_latency_ms": provider.last_request_latency_ms,
+        "services": offer.services,
+        "stt": {
+            "program": offer.stt_program,
+            "models": [m.name for m in offer.stt_models],
+            "languages": offer.stt_languages,
+        },
+        "tts": {
+            "program": offer.tts_program,
+            "streaming": offer.tts_streaming,
+            "voices": len(offer.voices),
+            "missing_voices": sorted(provider.missing_voices),
+            "languages": offer.tts_languages,
+        },
+        "wake_word": {
+            "program": offer.wake_program,
+            "models": [w.name for w in offer.wake_words],
+        },
+    }
 
 
 async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: LocalVoiceConfigEntry
 ) -> dict[str, Any]:
-    """Return the providers' offers and health; no audio or transcripts exist to leak."""
-    providers = []
-    for coordinator in entry.runtime_data.providers.values():
-        provider = coordinator.provider
-        offer = provider.offer
-        providers.append(
+    """Return the providers' offers and health, the assistants and their pipelines."""
+    data = entry.runtime_data
+    manager = pipeline_manager(hass)
+    # Providers are listed in order and named by position, not by address.
+    position = {pid: f"provider {n}" for n, pid in enumerate(data.providers, 1)}
+    assistants = []
+    for subentry_id, assistant in data.assistants.items():
+        settings = assistant.settings.as_data()
+        for key in ("stt_providers", "tts_providers", "wake_providers"):
+            settings[key] = [position.get(pid, "removed") for pid in settings[key]]
+        record = manager.records.get(subentry_id)
+        assistants.append(
             {
-                "name": offer.name,
-                "port": provider.port,
-                "available": provider.available,
-                "last_error": provider.last_error,
-                "probe_latency_ms": provider.probe_latency_ms,
-                "last_request_latency_ms": provider.last_request_latency_ms,
-                "services": offer.services,
-                "stt": {
-                    "program": offer.stt_program,
-                    "models": [m.name for m in offer.stt_models],
-                    "languages": offer.stt_languages,
+                "settings": async_redact_data(settings, TO_REDACT),
+                "available": {
+                    "stt": assistant.stt.available,
+                    "tts": assistant.tts.available,
+                    "wake_word": assistant.wake.available,
                 },
-                "tts": {
-                    "program": offer.tts_program,
-                    "streaming": offer.tts_streaming,
-                    "voices": len(offer.voices),
-                    "missing_voices": sorted(provider.missing_voices),
-                    "languages": offer.tts_languages,
-                },
-                "wake_word": {
-                    "program": offer.wake_program,
-                    "models": [w.name for w in offer.wake_words],
+                "pipeline": None
+                if record is None
+                else {
+                    "written": async_redact_data(record["written"], TO_REDACT),
+                    "made_preferred": record["made_preferred"],
+                    "exists": record["pipeline_id"] in manager.pipelines.data,
                 },
             }
         )
-    return {"providers": providers}
+    return {
+        "providers": [
+            _provider(position[pid], coordinator.provider)
+            for pid, coordinator in data.providers.items()
+        ],
+        "assistants": assistants,
+    }

@@ -3,31 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from homeassistant.config_entries import ConfigSubentry
 from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
-from homeassistant.helpers.entity import Entity
+from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .assistant import Assistant
 from .chain import Chain
 from .const import DOMAIN
-from .coordinator import ProviderCoordinator
-
-if TYPE_CHECKING:
-    from . import LocalVoiceConfigEntry
+from .coordinator import LocalVoiceConfigEntry, ProviderCoordinator
 
 
 def provider_device(coordinator: ProviderCoordinator) -> DeviceInfo:
-    """Return the device of a Wyoming server."""
+    """Return the device of a Wyoming server; its address is the hardware detail."""
     provider = coordinator.provider
     return DeviceInfo(
         identifiers={(DOMAIN, provider.subentry_id)},
         name=coordinator.config_entry.subentries[provider.subentry_id].title,
         manufacturer="Wyoming",
         model=provider.offer.name,
+        hw_version=provider.address,
         entry_type=DeviceEntryType.SERVICE,
     )
 
@@ -72,7 +70,7 @@ def async_add_speech_entities[ChainT: Chain](
             )
     for subentry_id, assistant in data.assistants.items():
         chain = assistant_chain(assistant)
-        if chain.coordinators:
+        if chain.members:
             async_add_entities(
                 [
                     entity(
@@ -100,9 +98,9 @@ class LocalVoiceEntity[ChainT: Chain](Entity):
     async def async_added_to_hass(self) -> None:
         """Follow the health of every provider in the chain."""
         await super().async_added_to_hass()
-        for coordinator in self.chain.coordinators:
-            if isinstance(coordinator, ProviderCoordinator):
-                self.async_on_remove(coordinator.async_add_listener(self._on_health))
+        for member in self.chain.members:
+            if isinstance(member, ProviderCoordinator):
+                self.async_on_remove(member.async_add_listener(self._on_health))
 
     @callback
     def _on_health(self) -> None:
@@ -112,3 +110,28 @@ class LocalVoiceEntity[ChainT: Chain](Entity):
     def available(self) -> bool:
         """Follow the provider's health: probes and real requests."""
         return self.chain.available
+
+
+class ProviderEntity(CoordinatorEntity[ProviderCoordinator]):
+    """A diagnostic entity of one provider's health."""
+
+    _attr_has_entity_name = True
+
+    def __init__(
+        self, coordinator: ProviderCoordinator, description: EntityDescription
+    ) -> None:
+        """Attach to the provider's device."""
+        super().__init__(coordinator)
+        self.entity_description = description
+        self._attr_unique_id = f"{coordinator.provider.subentry_id}-{description.key}"
+        self._attr_device_info = provider_device(coordinator)
+
+
+def async_add_provider_entities(
+    entry: LocalVoiceConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    entity: Callable[[ProviderCoordinator], list[Entity]],
+) -> None:
+    """Add each provider's health entities under its subentry."""
+    for subentry_id, coordinator in entry.runtime_data.providers.items():
+        async_add_entities(entity(coordinator), config_subentry_id=subentry_id)

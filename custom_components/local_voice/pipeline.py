@@ -27,6 +27,7 @@ from homeassistant.helpers.collection import (
     CollectionChange,
 )
 from homeassistant.helpers.storage import Store
+from homeassistant.util.hass_dict import HassKey
 
 from .const import DOMAIN
 
@@ -53,6 +54,13 @@ PIPELINE_KEYS = (
 
 ISSUE_MODIFIED = "pipeline_modified"
 ISSUE_DELETED = "pipeline_deleted"
+
+DATA_PIPELINES: HassKey[PipelineManager] = HassKey(f"{DOMAIN}_pipelines")
+
+
+def pipeline_manager(hass: HomeAssistant) -> PipelineManager:
+    """Return the pipeline manager that the integration's setup created."""
+    return hass.data[DATA_PIPELINES]
 
 
 class AssistantRecord(TypedDict):
@@ -120,10 +128,20 @@ class PipelineManager:
                     continue
                 if change.change_type == CHANGE_REMOVED:
                     self._raise_issue(ISSUE_DELETED, subentry_id)
-                elif change.change_type == CHANGE_UPDATED and (
-                    pipeline_fields(change.item) != record["written"]
-                ):
-                    self._raise_issue(ISSUE_MODIFIED, subentry_id)
+                elif change.change_type == CHANGE_UPDATED:
+                    self._check_hand_edit(subentry_id, change.item)
+
+    def _check_hand_edit(self, subentry_id: str, pipeline: Pipeline) -> bool:
+        """Raise the repair while the pipeline differs from what was written.
+
+        Return True when it differs. Putting the pipeline back by hand clears
+        the repair.
+        """
+        if pipeline_fields(pipeline) != self.records[subentry_id]["written"]:
+            self._raise_issue(ISSUE_MODIFIED, subentry_id)
+            return True
+        ir.async_delete_issue(self.hass, DOMAIN, issue_id(ISSUE_MODIFIED, subentry_id))
+        return False
 
     def _raise_issue(self, kind: str, subentry_id: str) -> None:
         ir.async_create_issue(
@@ -156,8 +174,7 @@ class PipelineManager:
         if pipeline is None:
             self._raise_issue(ISSUE_DELETED, subentry_id)
             return
-        if pipeline_fields(pipeline) != record["written"]:
-            self._raise_issue(ISSUE_MODIFIED, subentry_id)
+        if self._check_hand_edit(subentry_id, pipeline):
             return
         if desired.fields != record["written"]:
             record["written"] = dict(desired.fields)
@@ -253,11 +270,16 @@ class PipelineManager:
             if subentry_id not in subentry_ids:
                 await self.async_remove(subentry_id)
 
-    def pipeline_names(self, exclude: str | None = None) -> set[str]:
-        """Return the names of all pipelines but an assistant's own."""
-        record = self.records.get(exclude) if exclude else None
-        own = record["pipeline_id"] if record else None
-        return {p.name for p in self.pipelines.data.values() if p.id != own}
+    def pipeline_id(self, subentry_id: str) -> str | None:
+        """Return the id of an assistant's pipeline."""
+        record = self.records.get(subentry_id)
+        return record["pipeline_id"] if record else None
+
+    async def async_remove_storage(self) -> None:
+        """Forget everything: the integration is being removed."""
+        self.records.clear()
+        self.desired.clear()
+        await self._storage.async_remove()
 
 
 def _without_id(data: dict[str, Any]) -> dict[str, Any]:

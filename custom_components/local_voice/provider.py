@@ -8,14 +8,22 @@ the rest of the integration works with.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePath
 import re
 import time
+from typing import Any
 
+from homeassistant.config_entries import ConfigSubentry
+from homeassistant.const import CONF_HOST, CONF_PORT
+from homeassistant.util.ulid import ulid_now
+from wyoming.event import Event
 from wyoming.info import Info
 
 from .client import normalize_model_name
+from .const import CONF_INFO
+from .language import base_language, hass_language
 
 # Model names like "tiny.en", "distil-small.en" or "base-en" are English-only.
 _ENGLISH_ONLY = re.compile(r"(^|[._-])en$", re.IGNORECASE)
@@ -25,15 +33,6 @@ def _english_only(model_name: str) -> bool:
     """Tell from a model's name (or its path) that it only knows English."""
     stem = PurePath(model_name.rstrip("/\\")).name
     return bool(_ENGLISH_ONLY.search(stem))
-
-
-def _base_language(language: str) -> str:
-    return re.split(r"[-_]", language, maxsplit=1)[0].lower()
-
-
-def hass_language(language: str) -> str:
-    """Turn a server's language code (en_US) into Home Assistant's (en-US)."""
-    return language.replace("_", "-")
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,18 +115,18 @@ class Offer:
         exact = [v for v in self.voices if language in map(hass_language, v.languages)]
         if exact:
             return exact
-        base = _base_language(language)
+        base = base_language(language)
         return [
             v
             for v in self.voices
-            if base in (_base_language(lang) for lang in v.languages)
+            if base in (base_language(lang) for lang in v.languages)
         ]
 
     def stt_model_for(self, language: str) -> SttModel | None:
         """Return the model to ask for a language."""
-        base = _base_language(language)
+        base = base_language(language)
         for model in self.stt_models:
-            if base in (_base_language(lang) for lang in model.languages):
+            if base in (base_language(lang) for lang in model.languages):
                 return model
         return None
 
@@ -196,7 +195,11 @@ def offer_from_info(info: Info) -> Offer:
 
 @dataclass(slots=True)
 class Provider:
-    """One configured Wyoming server and its health."""
+    """One Wyoming server: where it is, what it offers, and its health.
+
+    A provider subentry stores the address and the Info the server gave when
+    it was added, so that its entities exist while it is down.
+    """
 
     subentry_id: str
     host: str
@@ -209,10 +212,58 @@ class Provider:
     last_error: str | None = None
     missing_voices: set[str] = field(default_factory=set)
 
+    @classmethod
+    def from_info(cls, host: str, port: int, info: Info) -> Provider:
+        """Return a server that just answered, under a new subentry id."""
+        return cls(
+            subentry_id=ulid_now(),
+            host=host,
+            port=port,
+            info=info,
+            offer=offer_from_info(info),
+            available=True,
+        )
+
+    @classmethod
+    def from_subentry(cls, subentry: ConfigSubentry) -> Provider:
+        """Read a provider subentry; health is unknown until the first probe."""
+        return cls.from_data(subentry.subentry_id, subentry.data)
+
+    @classmethod
+    def from_data(cls, subentry_id: str, data: Mapping[str, Any]) -> Provider:
+        """Read the data of a provider subentry."""
+        info = Info.from_event(Event(type="info", data=dict(data[CONF_INFO])))
+        return cls(
+            subentry_id=subentry_id,
+            host=data[CONF_HOST],
+            port=data[CONF_PORT],
+            info=info,
+            offer=offer_from_info(info),
+        )
+
+    def as_data(self) -> dict[str, Any]:
+        """Return the data of this provider's subentry."""
+        return {
+            CONF_HOST: self.host,
+            CONF_PORT: self.port,
+            CONF_INFO: self.info.event().data,
+        }
+
     @property
     def address(self) -> str:
         """Return host:port."""
         return f"{self.host}:{self.port}"
+
+    def is_same_server(self, other: Provider) -> bool:
+        """Tell whether two providers are one server.
+
+        The same server can be reached as 127.0.0.1, as localhost and by its
+        LAN address: the same port with an identical description counts as
+        the same server.
+        """
+        if self.address == other.address:
+            return True
+        return self.port == other.port and self.info == other.info
 
     def update_info(self, info: Info, latency_ms: float) -> bool:
         """Record a successful probe; return True when the offer changed."""
@@ -243,3 +294,17 @@ class Provider:
             self.offer.voices if language is None else self.offer.voices_for(language)
         )
         return [v for v in voices if v.name not in self.missing_voices]
+
+
+def provider_title(provider: Provider, taken: set[str]) -> str:
+    """Name a server after its programs; number it only when the name is taken.
+
+    The title names the device, and so the entity ids: the address stays out
+    of it (the device shows it as its hardware detail).
+    """
+    base = provider.offer.name
+    title, number = base, 1
+    while title in taken:
+        number += 1
+        title = f"{base} {number}"
+    return title

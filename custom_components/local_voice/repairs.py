@@ -11,7 +11,7 @@ from homeassistant.components.repairs import (
 )
 from homeassistant.core import HomeAssistant
 
-from .sync import async_get_manager
+from .pipeline import pipeline_manager
 
 
 class RestorePipelineFlow(ConfirmRepairFlow):
@@ -27,8 +27,7 @@ class RestorePipelineFlow(ConfirmRepairFlow):
     ) -> RepairsFlowResult:
         """Restore on confirmation."""
         if user_input is not None:
-            manager = await async_get_manager(self.hass)
-            await manager.async_restore(self.subentry_id)
+            await pipeline_manager(self.hass).async_restore(self.subentry_id)
             return self.async_create_entry(data={})
         return await super().async_step_confirm(user_input)
 

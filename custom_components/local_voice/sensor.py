@@ -14,11 +14,9 @@ from homeassistant.components.sensor import (
 from homeassistant.const import EntityCategory, UnitOfTime
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
-from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
-from . import LocalVoiceConfigEntry
-from .coordinator import ProviderCoordinator
-from .entity import provider_device
+from .coordinator import LocalVoiceConfigEntry
+from .entity import ProviderEntity, async_add_provider_entities
 from .provider import Provider
 
 PARALLEL_UPDATES = 0
@@ -26,21 +24,23 @@ PARALLEL_UPDATES = 0
 
 @dataclass(frozen=True, kw_only=True)
 class LatencyDescription(SensorEntityDescription):
-    """A latency figure of a provider."""
+    """A latency figure of a provider, in milliseconds."""
 
-    value: Callable[[Provider], float | None]
+    value_fn: Callable[[Provider], float | None]
 
 
 SENSORS = (
     LatencyDescription(
         key="probe_latency",
         translation_key="probe_latency",
-        value=lambda provider: provider.probe_latency_ms,
+        entity_registry_enabled_default=False,
+        value_fn=lambda provider: provider.probe_latency_ms,
     ),
     LatencyDescription(
         key="request_latency",
         translation_key="request_latency",
-        value=lambda provider: provider.last_request_latency_ms,
+        entity_registry_enabled_default=False,
+        value_fn=lambda provider: provider.last_request_latency_ms,
     ),
 )
 
@@ -51,32 +51,28 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the latency sensors of every provider."""
-    for subentry_id, coordinator in entry.runtime_data.providers.items():
-        async_add_entities(
-            [ProviderLatency(coordinator, description) for description in SENSORS],
-            config_subentry_id=subentry_id,
-        )
+    async_add_provider_entities(
+        entry,
+        async_add_entities,
+        lambda coordinator: [
+            ProviderLatency(coordinator, description) for description in SENSORS
+        ],
+    )
 
 
-class ProviderLatency(CoordinatorEntity[ProviderCoordinator], SensorEntity):
-    """How long the server took, in milliseconds."""
+class ProviderLatency(ProviderEntity, SensorEntity):
+    """How long the server took, in milliseconds.
 
-    _attr_has_entity_name = True
+    Disabled by default: figures for troubleshooting that would otherwise be
+    recorded every 30 seconds for every server.
+    """
+
     _attr_device_class = SensorDeviceClass.DURATION
     _attr_native_unit_of_measurement = UnitOfTime.MILLISECONDS
     _attr_state_class = SensorStateClass.MEASUREMENT
     _attr_suggested_display_precision = 0
     _attr_entity_category = EntityCategory.DIAGNOSTIC
     entity_description: LatencyDescription
-
-    def __init__(
-        self, coordinator: ProviderCoordinator, description: LatencyDescription
-    ) -> None:
-        """Attach to the provider's device."""
-        super().__init__(coordinator)
-        self.entity_description = description
-        self._attr_unique_id = f"{coordinator.provider.subentry_id}-{description.key}"
-        self._attr_device_info = provider_device(coordinator)
 
     @property
     def available(self) -> bool:
@@ -86,4 +82,4 @@ class ProviderLatency(CoordinatorEntity[ProviderCoordinator], SensorEntity):
     @property
     def native_value(self) -> float | None:
         """Return the latest figure."""
-        return self.entity_description.value(self.coordinator.provider)
+        return self.entity_description.value_fn(self.coordinator.provider)

@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
-from homeassistant.util.hass_dict import HassKey
 
-from .assistant import Assistant, agent_languages, best_match, default_wake_word
+from .assistant import Assistant, agent_languages, default_wake_word
 from .const import DOMAIN
-from .pipeline import Desired, PipelineManager
-
-if TYPE_CHECKING:
-    from . import LocalVoiceConfigEntry
-
-_MANAGER: HassKey[PipelineManager] = HassKey(f"{DOMAIN}_pipelines")
-_MANAGER_LOCK: HassKey[asyncio.Lock] = HassKey(f"{DOMAIN}_pipelines_lock")
-
-
-async def async_get_manager(hass: HomeAssistant) -> PipelineManager:
-    """Return the pipeline manager, loading it once."""
-    lock = hass.data.setdefault(_MANAGER_LOCK, asyncio.Lock())
-    async with lock:
-        if _MANAGER not in hass.data:
-            hass.data[_MANAGER] = await PipelineManager.async_load(hass)
-    return hass.data[_MANAGER]
+from .language import best_match
+from .pipeline import Desired, pipeline_manager
 
 
 def assistant_entity_id(
@@ -101,10 +85,8 @@ def desired_pipeline(hass: HomeAssistant, assistant: Assistant) -> Desired:
     return Desired(fields=fields, preferred=settings.preferred)
 
 
-async def async_sync_assistant(
-    hass: HomeAssistant, entry: LocalVoiceConfigEntry, assistant: Assistant
-) -> None:
+async def async_sync_assistant(hass: HomeAssistant, assistant: Assistant) -> None:
     """Bring an assistant's pipeline in line with its settings."""
-    await entry.runtime_data.manager.async_sync(
+    await pipeline_manager(hass).async_sync(
         assistant.subentry_id, desired_pipeline(hass, assistant)
     )

@@ -14,10 +14,11 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from wyoming.audio import AudioChunk
 
-from . import LocalVoiceConfigEntry
 from .chain import TtsChain
 from .const import DOMAIN
+from .coordinator import LocalVoiceConfigEntry
 from .entity import LocalVoiceEntity, async_add_speech_entities
+from .language import base_language
 
 ATTR_SPEAKER = "speaker"
 PARALLEL_UPDATES = 0
@@ -80,7 +81,7 @@ class LocalVoiceTtsEntity(LocalVoiceEntity[TtsChain], tts.TextToSpeechEntity):
         languages = self.supported_languages
         own = self.hass.config.language
         for language in languages:
-            if language == own or language.split("-")[0] == own:
+            if language == own or base_language(language) == own:
                 return language
         return languages[0] if languages else own
 

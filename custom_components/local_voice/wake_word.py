@@ -8,8 +8,8 @@ from homeassistant.components import wake_word
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from . import LocalVoiceConfigEntry
 from .chain import WakeChain
+from .coordinator import LocalVoiceConfigEntry
 from .entity import LocalVoiceEntity, async_add_speech_entities
 
 PARALLEL_UPDATES = 0

@@ -1,0 +1,223 @@
+"""A Wyoming server in the test's own event loop, for the fast layer.
+
+It answers Describe with a chosen Info and plays a fixed part in requests:
+a transcript it was told to return, a tone for any text, no wake word. It
+stands in for the real servers only where their speech adds nothing: flows,
+pipelines, diagnostics and entity snapshots. It can also stall or fail on
+purpose. Everything about speech is tested against the real servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from functools import partial
+import math
+import struct
+
+from wyoming.asr import Transcribe, Transcript
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.error import Error
+from wyoming.event import Event
+from wyoming.info import (
+    AsrModel,
+    AsrProgram,
+    Attribution,
+    Describe,
+    Info,
+    TtsProgram,
+    TtsVoice,
+    WakeModel,
+    WakeProgram,
+)
+from wyoming.server import AsyncEventHandler, AsyncServer
+from wyoming.tts import Synthesize
+from wyoming.wake import Detect, NotDetected
+
+from scripts.servers.launch import free_port
+
+HOST = "127.0.0.1"
+_BY = Attribution(name="tests", url="")
+
+
+def stt_info(
+    program: str = "faster-whisper",
+    model: str = "tiny-int8",
+    languages: tuple[str, ...] = ("en", "de"),
+) -> Info:
+    """Describe a speech-to-text server."""
+    return Info(
+        asr=[
+            AsrProgram(
+                name=program,
+                attribution=_BY,
+                installed=True,
+                description=program,
+                version="1",
+                models=[
+                    AsrModel(
+                        name=model,
+                        attribution=_BY,
+                        installed=True,
+                        description=model,
+                        version="1",
+                        languages=list(languages),
+                    )
+                ],
+            )
+        ]
+    )
+
+
+def tts_info(
+    program: str = "piper", voices: tuple[tuple[str, str], ...] = (("joe", "en_US"),)
+) -> Info:
+    """Describe a text-to-speech server with (voice, language) pairs."""
+    return Info(
+        tts=[
+            TtsProgram(
+                name=program,
+                attribution=_BY,
+                installed=True,
+                description=program,
+                version="1",
+                voices=[
+                    TtsVoice(
+                        name=name,
+                        attribution=_BY,
+                        installed=True,
+                        description=name,
+                        version="1",
+                        languages=[language],
+                    )
+                    for name, language in voices
+                ],
+            )
+        ]
+    )
+
+
+def wake_info(words: tuple[str, ...] = ("alexa", "okay_nabu")) -> Info:
+    """Describe a wake word server."""
+    return Info(
+        wake=[
+            WakeProgram(
+                name="microwakeword",
+                attribution=_BY,
+                installed=True,
+                description="wake words",
+                version="1",
+                models=[
+                    WakeModel(
+                        name=word,
+                        attribution=_BY,
+                        installed=True,
+                        description=word,
+                        version="1",
+                        languages=["en"],
+                        phrase=word.replace("_", " "),
+                    )
+                    for word in words
+                ],
+            )
+        ]
+    )
+
+
+def tone(seconds: float = 0.5, rate: int = 22050) -> bytes:
+    """Return a 440 Hz tone as 16-bit mono PCM."""
+    return b"".join(
+        struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * n / rate)))
+        for n in range(int(seconds * rate))
+    )
+
+
+@dataclass
+class Behaviour:
+    """What the stub does with requests; change it while it runs."""
+
+    transcript: str = "Turn on the kitchen light."
+    stall: bool = False
+    error: str | None = None
+    requests: list[str] = field(default_factory=list)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class _Handler(AsyncEventHandler):
+    def __init__(
+        self, info: Info, behaviour: Behaviour, *args: object, **kwargs: object
+    ) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._info = info
+        self._behaviour = behaviour
+
+    async def run(self) -> None:
+        """Serve one connection; a client that drops it is no error."""
+        with contextlib.suppress(ConnectionError):
+            await super().run()
+
+    async def handle_event(self, event: Event) -> bool:
+        behaviour = self._behaviour
+        if Describe.is_type(event.type):
+            await self.write_event(self._info.event())
+            return True
+        if Transcribe.is_type(event.type) or Synthesize.is_type(event.type):
+            behaviour.requests.append(event.type)
+            if Synthesize.is_type(event.type):
+                return await self._reply(self._speak)
+        if AudioStop.is_type(event.type):
+            return await self._reply(self._transcribe)
+        if Detect.is_type(event.type):
+            behaviour.requests.append(event.type)
+        return True
+
+    async def _reply(self, answer: object) -> bool:
+        behaviour = self._behaviour
+        if behaviour.stall:
+            # Hold the connection without a word until the stub stops.
+            await behaviour.released.wait()
+            return False
+        if behaviour.error is not None:
+            await self.write_event(Error(text=behaviour.error).event())
+            return False
+        await answer()  # type: ignore[operator]
+        return True
+
+    async def _speak(self) -> None:
+        await self.write_event(AudioStart(rate=22050, width=2, channels=1).event())
+        await self.write_event(
+            AudioChunk(rate=22050, width=2, channels=1, audio=tone()).event()
+        )
+        await self.write_event(AudioStop().event())
+
+    async def _transcribe(self) -> None:
+        if self._info.wake:
+            await self.write_event(NotDetected().event())
+            return
+        await self.write_event(Transcript(text=self._behaviour.transcript).event())
+
+
+class StubServer:
+    """A Wyoming server on 127.0.0.1 with a fixed Info."""
+
+    def __init__(self, info: Info) -> None:
+        """Prepare; start with `async_start`."""
+        self.info = info
+        self.behaviour = Behaviour()
+        self.port = free_port()
+        self._server: AsyncServer | None = None
+
+    async def async_start(self) -> StubServer:
+        """Listen on its port (again, after a stop)."""
+        self._server = AsyncServer.from_uri(f"tcp://{HOST}:{self.port}")
+        await self._server.start(partial(_Handler, self.info, self.behaviour))
+        return self
+
+    async def async_stop(self) -> None:
+        """Stop listening and drop the connections."""
+        self.behaviour.released.set()
+        if self._server is not None:
+            await self._server.stop()
+            self._server = None
+        self.behaviour.released = asyncio.Event()
