@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_address
 import os
 from pathlib import Path
 import re
@@ -11,6 +12,7 @@ from homeassistant.config_entries import SOURCE_USER
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.local_voice.config_flow import async_probe, provider_subentry
@@ -125,3 +127,20 @@ def entity_id(hass: HomeAssistant, domain: str, unique_id: str) -> str:
     found = er.async_get(hass).async_get_entity_id(domain, DOMAIN, unique_id)
     assert found is not None, unique_id
     return found
+
+
+def zeroconf_info(port: int | None) -> ZeroconfServiceInfo:
+    """Return what zeroconf would say of a Wyoming server on 127.0.0.1.
+
+    Multicast cannot run in the tests: the discovery itself is the one input
+    made up here; the server it points at is real.
+    """
+    return ZeroconfServiceInfo(
+        ip_address=ip_address(HOST),
+        ip_addresses=[ip_address(HOST)],
+        port=port,
+        hostname="speech.local.",
+        type="_wyoming._tcp.local.",
+        name="speech._wyoming._tcp.local.",
+        properties={},
+    )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from functools import partial
-from ipaddress import ip_address
 
 from homeassistant.config_entries import (
     SOURCE_HASSIO,
@@ -17,7 +16,6 @@ from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.service_info.hassio import HassioServiceInfo
-from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from wyoming.event import Event
@@ -28,7 +26,7 @@ from custom_components.local_voice import config_flow
 from custom_components.local_voice.const import DOMAIN, SUBENTRY_PROVIDER
 from custom_components.local_voice.provider import Provider
 from scripts.servers.launch import free_port
-from tests.common import HOST, async_accept_assistant_defaults
+from tests.common import HOST, async_accept_assistant_defaults, zeroconf_info
 
 
 class _HandleOnly(AsyncEventHandler):
@@ -71,18 +69,6 @@ async def handle_only_server(socket_enabled: None) -> AsyncIterator[int]:
     await server.start(partial(_HandleOnly))
     yield port
     await server.stop()
-
-
-async def _zeroconf(port: int) -> ZeroconfServiceInfo:
-    return ZeroconfServiceInfo(
-        ip_address=ip_address(HOST),
-        ip_addresses=[ip_address(HOST)],
-        port=port,
-        hostname="speech.local.",
-        type="_wyoming._tcp.local.",
-        name="speech._wyoming._tcp.local.",
-        properties={},
-    )
 
 
 def _providers(hass: HomeAssistant) -> dict[int, str]:
@@ -207,7 +193,7 @@ async def test_zeroconf_first(
     hass = voice_hass
     scan_ports.append(piper)
     result = await hass.config_entries.flow.async_init(
-        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=await _zeroconf(whisper)
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=zeroconf_info(whisper)
     )
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "discovery_confirm"
@@ -237,7 +223,7 @@ async def test_discovery_adds_provider(
     await hass.async_block_till_done()
 
     result = await hass.config_entries.flow.async_init(
-        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=await _zeroconf(whisper)
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=zeroconf_info(whisper)
     )
     assert result["step_id"] == "discovery_confirm"
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
@@ -266,7 +252,7 @@ async def test_discovery_adds_provider(
 
     # The same servers again: nothing to add.
     result = await hass.config_entries.flow.async_init(
-        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=await _zeroconf(whisper)
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=zeroconf_info(whisper)
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
@@ -277,7 +263,7 @@ async def test_discovery_of_dead_server(
 ) -> None:
     """A discovery that does not answer is dropped with a reason."""
     result = await voice_hass.config_entries.flow.async_init(
-        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=await _zeroconf(free_port())
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=zeroconf_info(free_port())
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "cannot_connect"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from ipaddress import ip_address
 from typing import Any
 
 from homeassistant.config_entries import (
@@ -22,7 +21,6 @@ from homeassistant.config_entries import (
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers.service_info.hassio import HassioServiceInfo
-from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -33,23 +31,11 @@ from custom_components.local_voice.const import (
     SUBENTRY_ASSISTANT,
     SUBENTRY_PROVIDER,
 )
-from tests.common import HOST, async_add_local_voice, async_submit_voice
+from tests.common import HOST, async_add_local_voice, async_submit_voice, zeroconf_info
 from tests.conftest import StubHome
 from tests.stub_server import StubServer, stt_info, tts_info, wake_info
 
 Stubs = Callable[..., Awaitable[StubServer]]
-
-
-def _zeroconf(port: int | None) -> ZeroconfServiceInfo:
-    return ZeroconfServiceInfo(
-        ip_address=ip_address(HOST),
-        ip_addresses=[ip_address(HOST)],
-        port=port,
-        hostname="speech.local.",
-        type="_wyoming._tcp.local.",
-        name="speech._wyoming._tcp.local.",
-        properties={},
-    )
 
 
 def _titles(entry: Any) -> dict[int, str]:
@@ -70,7 +56,7 @@ async def test_invalid_discovery_info(voice_hass: HomeAssistant) -> None:
     """A discovery without a usable address is dropped with a reason."""
     flow = voice_hass.config_entries.flow
     for source, data in (
-        (SOURCE_ZEROCONF, _zeroconf(None)),
+        (SOURCE_ZEROCONF, zeroconf_info(None)),
         (
             SOURCE_HASSIO,
             HassioServiceInfo(config={}, name="x", slug="x", uuid="1"),
@@ -95,7 +81,7 @@ async def test_discovery_of_a_server_without_speech(
 
     empty = await stubs(Info())
     result = await voice_hass.config_entries.flow.async_init(
-        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=_zeroconf(empty.port)
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=zeroconf_info(empty.port)
     )
     assert result["reason"] == "no_services"
 
@@ -197,7 +183,7 @@ async def test_concurrent_discoveries_create_one_entry(
     results = []
     for stub in (stt, tts):
         result = await flow.async_init(
-            DOMAIN, context={"source": SOURCE_ZEROCONF}, data=_zeroconf(stub.port)
+            DOMAIN, context={"source": SOURCE_ZEROCONF}, data=zeroconf_info(stub.port)
         )
         assert result["step_id"] == "discovery_confirm"
         result = await flow.async_configure(result["flow_id"], {})
@@ -239,7 +225,9 @@ async def test_discovery_of_a_known_server_by_another_address(
     """The same server announced again is recognised and not added twice."""
     flow = voice_hass.config_entries.flow
     result = await flow.async_init(
-        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=_zeroconf(stub_home.tts.port)
+        DOMAIN,
+        context={"source": SOURCE_ZEROCONF},
+        data=zeroconf_info(stub_home.tts.port),
     )
     assert result["reason"] == "already_configured"
 
