@@ -39,6 +39,15 @@ async def async_provider_entry(hass: HomeAssistant, *ports: int) -> MockConfigEn
     return entry
 
 
+async def async_setup_integration(
+    hass: HomeAssistant, entry: MockConfigEntry
+) -> MockConfigEntry:
+    """Set up Local Voice's entry and wait until everything it started is done."""
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return entry
+
+
 def provider_subentry_id(entry: MockConfigEntry, port: int) -> str:
     """Return the subentry id of the provider on `port`."""
     return next(

@@ -11,28 +11,28 @@ from homeassistant.components import stt, tts, wake_word
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
 )
 
 from scripts.speech import SpeechMaker
-from tests.common import async_provider_entry, normalize, provider_subentry_id
+from tests.common import (
+    async_provider_entry,
+    async_setup_integration,
+    entity_id,
+    normalize,
+    provider_subentry_id,
+)
 from tests.pipeline_helpers import english_metadata
 
 
-async def _setup(hass: HomeAssistant, piper: int, whisper: int, wakeword: int):  # type: ignore[no-untyped-def]
-    entry = await async_provider_entry(hass, piper, whisper, wakeword)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    return entry
-
-
-def _entity_id(hass: HomeAssistant, domain: str, subentry_id: str, key: str) -> str:
-    entity_id = er.async_get(hass).async_get_entity_id(
-        domain, "local_voice", f"{subentry_id}-{key}"
+async def _setup(
+    hass: HomeAssistant, piper: int, whisper: int, wakeword: int
+) -> MockConfigEntry:
+    return await async_setup_integration(
+        hass, await async_provider_entry(hass, piper, whisper, wakeword)
     )
-    assert entity_id is not None
-    return entity_id
 
 
 async def test_entities_and_devices(
@@ -56,9 +56,9 @@ async def test_entities_and_devices(
     assert sorted(d.name or "" for d in devices) == sorted(
         s.title for s in entry.subentries.values()
     )
-    for entity_id in hass.states.async_entity_ids():
-        if entity_id.split(".")[0] in {"stt", "tts", "wake_word"}:
-            assert hass.states.get(entity_id).state != "unavailable"
+    for speech_entity in hass.states.async_entity_ids():
+        if speech_entity.split(".")[0] in {"stt", "tts", "wake_word"}:
+            assert hass.states.get(speech_entity).state != "unavailable"
 
 
 async def test_tts_returns_wav(
@@ -67,7 +67,7 @@ async def test_tts_returns_wav(
     """Home Assistant's TTS gets a valid WAV at Piper's rate."""
     hass = voice_hass
     entry = await _setup(hass, piper, whisper, wakeword)
-    engine = _entity_id(hass, "tts", provider_subentry_id(entry, piper), "tts")
+    engine = entity_id(hass, "tts", f"{provider_subentry_id(entry, piper)}-tts")
     media_id = tts.generate_media_source_id(
         hass,
         "Turn on the kitchen light.",
@@ -95,7 +95,7 @@ async def test_tts_voices_and_missing_voice_fallback(
     """A voice the server lacks is dropped and its default voice answers."""
     hass = voice_hass
     entry = await _setup(hass, piper, whisper, wakeword)
-    engine_id = _entity_id(hass, "tts", provider_subentry_id(entry, piper), "tts")
+    engine_id = entity_id(hass, "tts", f"{provider_subentry_id(entry, piper)}-tts")
     engine = tts.get_engine_instance(hass, engine_id)
     assert isinstance(engine, tts.TextToSpeechEntity)
     voices = {v.voice_id for v in engine.async_get_supported_voices("en-US") or []}
@@ -118,7 +118,7 @@ async def test_tts_streaming_input(
     """Text streamed in comes out as one WAV stream, sentence by sentence."""
     hass = voice_hass
     entry = await _setup(hass, piper, whisper, wakeword)
-    engine_id = _entity_id(hass, "tts", provider_subentry_id(entry, piper), "tts")
+    engine_id = entity_id(hass, "tts", f"{provider_subentry_id(entry, piper)}-tts")
     engine = tts.get_engine_instance(hass, engine_id)
     assert isinstance(engine, tts.TextToSpeechEntity)
     assert engine.async_supports_streaming_input()
@@ -146,7 +146,7 @@ async def test_stt_transcribes_piper(
     """Piper's 'turn on the kitchen light' fed to the STT entity comes back."""
     hass = voice_hass
     entry = await _setup(hass, piper, whisper, wakeword)
-    engine_id = _entity_id(hass, "stt", provider_subentry_id(entry, whisper), "stt")
+    engine_id = entity_id(hass, "stt", f"{provider_subentry_id(entry, whisper)}-stt")
     engine = stt.async_get_speech_to_text_entity(hass, engine_id)
     assert engine is not None
     assert "en" in engine.supported_languages
@@ -168,8 +168,8 @@ async def test_wake_word_entity(
     """The entity detects 'alexa' and offers the server's models."""
     hass = voice_hass
     entry = await _setup(hass, piper, whisper, wakeword)
-    engine_id = _entity_id(
-        hass, "wake_word", provider_subentry_id(entry, wakeword), "wake_word"
+    engine_id = entity_id(
+        hass, "wake_word", f"{provider_subentry_id(entry, wakeword)}-wake_word"
     )
     engine = wake_word.async_get_wake_word_detection_entity(hass, engine_id)
     assert engine is not None

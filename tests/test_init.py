@@ -9,7 +9,6 @@ from pathlib import Path
 from homeassistant.components import stt, wake_word
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import entity_registry as er
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
@@ -25,7 +24,9 @@ from scripts.speech import SpeechMaker
 from tests.common import (
     HOST,
     async_provider_entry,
+    async_setup_integration,
     child_processes,
+    entity_id,
     open_connections,
     provider_subentry_id,
 )
@@ -104,32 +105,19 @@ async def test_health_follows_the_server(
     hass = voice_hass
     launch.wait_ready([spare_wakeword], timeout=60)
     entry = await _wake_entry(hass, spare_wakeword.port, wakeword)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    entity_id = er.async_get(hass).async_get_entity_id(
-        "wake_word",
-        DOMAIN,
-        f"{next(iter(entry.subentries))}-wake_word",
-    )
-    assert entity_id is not None
-    assert hass.states.get(entity_id).state != "unavailable"
-
-    registry = er.async_get(hass)
+    await async_setup_integration(hass, entry)
     subentry_id = next(iter(entry.subentries))
-    connectivity = registry.async_get_entity_id(
-        "binary_sensor", DOMAIN, f"{subentry_id}-connectivity"
-    )
-    probe = registry.async_get_entity_id(
-        "sensor", DOMAIN, f"{subentry_id}-probe_latency"
-    )
-    assert connectivity is not None and probe is not None
+    wake_entity = entity_id(hass, "wake_word", f"{subentry_id}-wake_word")
+    assert hass.states.get(wake_entity).state != "unavailable"
+    connectivity = entity_id(hass, "binary_sensor", f"{subentry_id}-connectivity")
+    probe = entity_id(hass, "sensor", f"{subentry_id}-probe_latency")
     assert hass.states.get(connectivity).state == "on"
     assert 0 < float(hass.states.get(probe).state) < 2000
 
     spare_wakeword.stop()
     async_fire_time_changed(hass, dt_util.utcnow() + 3 * PROBE_INTERVAL)
     await hass.async_block_till_done(wait_background_tasks=True)
-    assert hass.states.get(entity_id).state == "unavailable"
+    assert hass.states.get(wake_entity).state == "unavailable"
     assert hass.states.get(connectivity).state == "off"
     assert hass.states.get(probe).state == "unavailable"
 
@@ -143,7 +131,7 @@ async def test_health_follows_the_server(
         launch.wait_ready([back], timeout=60)
         async_fire_time_changed(hass, dt_util.utcnow() + 6 * PROBE_INTERVAL)
         await hass.async_block_till_done(wait_background_tasks=True)
-        assert hass.states.get(entity_id).state != "unavailable"
+        assert hass.states.get(wake_entity).state != "unavailable"
         assert hass.states.get(connectivity).state == "on"
         assert await hass.config_entries.async_unload(entry.entry_id)
     finally:
@@ -165,13 +153,8 @@ async def test_unload_leaves_nothing_behind(
     hass = voice_hass
     children_before = child_processes()
     entry = await async_provider_entry(hass, piper, whisper, wakeword)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-
-    engine_id = er.async_get(hass).async_get_entity_id(
-        "stt", DOMAIN, f"{provider_subentry_id(entry, whisper)}-stt"
-    )
-    assert engine_id is not None
+    await async_setup_integration(hass, entry)
+    engine_id = entity_id(hass, "stt", f"{provider_subentry_id(entry, whisper)}-stt")
     engine = stt.async_get_speech_to_text_entity(hass, engine_id)
     assert engine is not None
     result = await engine.internal_async_process_audio_stream(
@@ -197,13 +180,11 @@ async def test_failed_request_marks_the_server_down(
     hass = voice_hass
     launch.wait_ready([spare_wakeword], timeout=60)
     entry = await _wake_entry(hass, spare_wakeword.port, wakeword)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    entity_id = er.async_get(hass).async_get_entity_id(
-        "wake_word", DOMAIN, f"{next(iter(entry.subentries))}-wake_word"
+    await async_setup_integration(hass, entry)
+    wake_entity = entity_id(
+        hass, "wake_word", f"{next(iter(entry.subentries))}-wake_word"
     )
-    assert entity_id is not None
-    engine = wake_word.async_get_wake_word_detection_entity(hass, entity_id)
+    engine = wake_word.async_get_wake_word_detection_entity(hass, wake_entity)
     assert engine is not None
 
     spare_wakeword.stop()
@@ -211,6 +192,6 @@ async def test_failed_request_marks_the_server_down(
         speech.piper("Alexa, turn on the kitchen light.").timed_stream(), "alexa"
     )
     assert result is None
-    assert hass.states.get(entity_id).state == "unavailable"
+    assert hass.states.get(wake_entity).state == "unavailable"
     await hass.async_block_till_done(wait_background_tasks=True)
     assert await hass.config_entries.async_unload(entry.entry_id)
