@@ -33,6 +33,8 @@ CONF_WAKE_WORD = "wake_word"
 CONF_CONVERSATION_ENGINE = "conversation_engine"
 CONF_PREFER_LOCAL_INTENTS = "prefer_local_intents"
 CONF_PREFERRED = "preferred"
+CONF_POOLED = "pooled"
+CONF_KNOWN_PROVIDERS = "known_providers"
 
 DEFAULT_NAME = "Local Voice"
 DEFAULT_AGENT = conversation.HOME_ASSISTANT_AGENT
@@ -72,6 +74,11 @@ class AssistantSettings:
     conversation_engine: str
     prefer_local_intents: bool
     preferred: bool
+    pooled: bool = False
+    # The providers there were when these settings were saved: one added
+    # later joins the chains of the services it offers. None (settings from
+    # 0.1) means every provider was known.
+    known_providers: tuple[str, ...] | None = None
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> AssistantSettings:
@@ -87,6 +94,12 @@ class AssistantSettings:
             conversation_engine=data.get(CONF_CONVERSATION_ENGINE, DEFAULT_AGENT),
             prefer_local_intents=data.get(CONF_PREFER_LOCAL_INTENTS, True),
             preferred=data.get(CONF_PREFERRED, True),
+            pooled=data.get(CONF_POOLED, False),
+            known_providers=(
+                tuple(data[CONF_KNOWN_PROVIDERS])
+                if data.get(CONF_KNOWN_PROVIDERS) is not None
+                else None
+            ),
         )
 
     def as_data(self) -> dict[str, Any]:
@@ -102,6 +115,10 @@ class AssistantSettings:
             CONF_CONVERSATION_ENGINE: self.conversation_engine,
             CONF_PREFER_LOCAL_INTENTS: self.prefer_local_intents,
             CONF_PREFERRED: self.preferred,
+            CONF_POOLED: self.pooled,
+            CONF_KNOWN_PROVIDERS: (
+                list(self.known_providers) if self.known_providers is not None else None
+            ),
         }
 
 
@@ -121,19 +138,32 @@ class Assistant:
     ) -> Assistant:
         """Build the chains from the providers the settings name, in order.
 
-        A provider that was removed since is left out of the chain.
+        A provider that was removed since is left out; one added since the
+        settings were saved joins, last, each chain of a service it offers.
         """
         settings = AssistantSettings.from_data(subentry.data)
+        known = (
+            set(providers)
+            if settings.known_providers is None
+            else set(settings.known_providers)
+        )
 
-        def members(ids: tuple[str, ...]) -> list[ProviderHandle]:
-            return [providers[i] for i in ids if i in providers]
+        def members(ids: tuple[str, ...], service: str) -> list[ProviderHandle]:
+            chosen = [providers[i] for i in ids if i in providers]
+            added = [
+                handle
+                for pid, handle in providers.items()
+                if pid not in known and service in handle.provider.offer.services
+            ]
+            return chosen + added
 
+        pooled = settings.pooled
         return cls(
             subentry_id=subentry.subentry_id,
             settings=settings,
-            stt=SttChain(members(settings.stt_providers)),
-            tts=TtsChain(members(settings.tts_providers)),
-            wake=WakeChain(members(settings.wake_providers)),
+            stt=SttChain(members(settings.stt_providers, "stt"), pooled=pooled),
+            tts=TtsChain(members(settings.tts_providers, "tts"), pooled=pooled),
+            wake=WakeChain(members(settings.wake_providers, "wake_word")),
         )
 
     @property

@@ -27,6 +27,7 @@ import probatio as vol
 from .assistant import (
     CHECK_TIMEOUT,
     CONF_CONVERSATION_ENGINE,
+    CONF_POOLED,
     CONF_PREFER_LOCAL_INTENTS,
     CONF_PREFERRED,
     CONF_STT_PROVIDERS,
@@ -114,10 +115,10 @@ class AssistantForm:
     def assistant_schema(self) -> vol.Schema:
         """Return the `assistant` form, with defaults from the current settings."""
         current = self.current
-        stt_default = list(current.stt_providers) if current else self._ids("stt")[:1]
-        tts_default = list(current.tts_providers) if current else self._ids("tts")[:1]
+        stt_default = list(current.stt_providers) if current else self._ids("stt")
+        tts_default = list(current.tts_providers) if current else self._ids("tts")
         wake_default = (
-            list(current.wake_providers) if current else self._ids("wake_word")[:1]
+            list(current.wake_providers) if current else self._ids("wake_word")
         )
         agent = current.conversation_engine if current else DEFAULT_AGENT
         languages = self._languages(stt_default, tts_default, agent)
@@ -149,6 +150,9 @@ class AssistantForm:
             ),
             vol.Required(
                 CONF_PREFERRED, default=current.preferred if current else True
+            ): bool,
+            vol.Required(
+                CONF_POOLED, default=current.pooled if current else False
             ): bool,
         }
         return vol.Schema(fields)
@@ -262,6 +266,8 @@ class AssistantForm:
             conversation_engine=agent,
             prefer_local_intents=user_input[CONF_PREFER_LOCAL_INTENTS],
             preferred=draft[CONF_PREFERRED],
+            pooled=draft.get(CONF_POOLED, False),
+            known_providers=tuple(self.providers),
         )
         return {}
 

@@ -1,9 +1,20 @@
-"""Speech services over an ordered list of providers.
+"""Speech services over an ordered list of providers, with failover.
 
 A provider's own entities use a chain of one; an assistant's entities use the
-providers chosen for it, in the order chosen. Requests go to the first member
-of the chain (its primary); every outcome is folded into that provider's
-health.
+providers chosen for it, in the order chosen (or, pooled, the least busy
+healthy one first). A request goes to the first candidate; when that one
+refuses, drops the connection, errs, stalls or hears nothing, the next one
+gets what the first was given (replayed) and the rest live:
+
+- speech-to-text keeps the command's audio and sends it again;
+- text-to-speech moves on only before the first audio reaches the caller,
+  with the text received so far when the text is streamed;
+- the wake word listener moves on with the last second of audio, so a wake
+  word spoken during the switch is still heard.
+
+A stall is judged against the provider's own recent answer times (see
+Provider.stall_bound). Every outcome is folded into the provider's health;
+each failover is logged once at INFO and counted on the provider left.
 """
 
 from __future__ import annotations
@@ -19,6 +30,7 @@ from wyoming.audio import AudioChunk, AudioFormat
 
 from .client import (
     ServerError,
+    Timeouts,
     WyomingError,
     async_detect,
     async_synthesize,
@@ -27,11 +39,19 @@ from .client import (
 from .const import DOMAIN
 from .language import base_language
 from .provider import Provider, WakeWord
+from .replay import Recent, Replay, close_all
 
 _LOGGER = logging.getLogger(__name__)
 
 # Home Assistant hands wake word engines 16 kHz 16-bit mono audio.
 WAKE_AUDIO = AudioFormat(rate=16000, width=2, channels=1)
+# Wake word audio handed to the next listener after a failover: about 1 s of
+# Home Assistant's 10 ms chunks.
+WAKE_REPLAY_CHUNKS = 100
+# The audio of one command kept for a replay: 5 minutes of 16 kHz speech.
+STT_REPLAY_BYTES = 5 * 60 * 32000
+# Text of one streamed reply kept for a replay.
+TTS_REPLAY_CHARACTERS = 100_000
 
 # Whisper now and then drops the first word of audio that starts right on
 # speech, as the audio after a wake word does ("turn on the kitchen light"
@@ -82,13 +102,16 @@ class Detected:
 class Chain:
     """An ordered list of providers for one kind of service."""
 
-    def __init__(self, members: Sequence[ProviderHandle]) -> None:
-        """Keep the providers in order."""
+    def __init__(
+        self, members: Sequence[ProviderHandle], *, pooled: bool = False
+    ) -> None:
+        """Keep the providers in order; `pooled` spreads requests by load."""
         self.members = members
+        self.pooled = pooled
 
     @property
     def primary(self) -> ProviderHandle | None:
-        """Return the provider requests go to."""
+        """Return the provider whose offer the chain presents."""
         return self.members[0] if self.members else None
 
     @property
@@ -99,17 +122,45 @@ class Chain:
 
     @property
     def available(self) -> bool:
-        """Return True when the primary provider is up."""
-        provider = self.provider
-        return provider is not None and provider.available
+        """Return True while any provider of the chain is up."""
+        return any(member.provider.available for member in self.members)
 
-    def _require(self) -> ProviderHandle:
-        primary = self.primary
-        if primary is None:
+    def candidates(self) -> list[ProviderHandle]:
+        """Return the providers in the order to try them.
+
+        Healthy ones first: in the chosen order, or, pooled, the one with
+        the fewest requests under way and then the quickest recent answers.
+        Providers marked down come last, as a last resort.
+        """
+        healthy = [m for m in self.members if m.provider.available]
+        if self.pooled:
+            healthy.sort(
+                key=lambda m: (m.provider.in_flight, m.provider.typical_answer_time())
+            )
+        return healthy + [m for m in self.members if not m.provider.available]
+
+    def _require(self) -> list[ProviderHandle]:
+        candidates = self.candidates()
+        if not candidates:
             raise HomeAssistantError(
                 translation_domain=DOMAIN, translation_key="no_provider"
             )
-        return primary
+        return candidates
+
+
+def _failed_over(
+    service: str, provider: Provider, reason: object, following: ProviderHandle | None
+) -> None:
+    """Log and count one failover away from `provider`."""
+    provider.failovers += 1
+    _LOGGER.info(
+        "%s at %s failed (%s, stall bound %.1f s); %s",
+        service,
+        provider.address,
+        reason,
+        provider.stall_bound(),
+        f"trying {following.provider.address}" if following else "no provider left",
+    )
 
 
 class SttChain(Chain):
@@ -124,26 +175,63 @@ class SttChain(Chain):
     async def async_transcribe(
         self, stream: AsyncIterable[bytes], audio_format: AudioFormat, language: str
     ) -> str | None:
-        """Return the transcript, or None when it failed or was empty."""
-        coordinator = self._require()
-        provider = coordinator.provider
+        """Return the transcript, or None when every provider failed or heard nothing."""
+        candidates = self._require()
+        audio = Replay(stream, STT_REPLAY_BYTES)
+        try:
+            for index, handle in enumerate(candidates):
+                following = (
+                    candidates[index + 1] if index + 1 < len(candidates) else None
+                )
+                text, reason = await self._attempt(
+                    handle, audio, audio_format, language
+                )
+                if text:
+                    return text
+                if following is not None and not audio.complete:
+                    following = None
+                    reason = f"{reason}; the command is too long to replay"
+                _failed_over("Speech-to-text", handle.provider, reason, following)
+                if following is None:
+                    break
+            return None
+        finally:
+            await audio.close()
+
+    async def _attempt(
+        self,
+        handle: ProviderHandle,
+        audio: Replay[bytes],
+        audio_format: AudioFormat,
+        language: str,
+    ) -> tuple[str | None, str]:
+        """Send the command to one provider; return the text or why there is none."""
+        provider = handle.provider
         model = provider.offer.stt_model_for(language)
         started = time.monotonic()
+        stream = audio.iterate()
+        fed = _with_lead_in(stream, audio_format)
+        provider.in_flight += 1
         try:
             text = await async_transcribe(
                 provider.host,
                 provider.port,
-                _with_lead_in(stream, audio_format),
+                fed,
                 audio_format,
                 language=base_language(language),
                 model=model.name if model else None,
+                timeouts=Timeouts(first_event=provider.stall_bound()),
             )
         except WyomingError as err:
-            _LOGGER.warning("Speech-to-text at %s failed: %s", provider.address, err)
-            coordinator.report_request(started, err)
-            return None
-        coordinator.report_request(started)
-        return text or None
+            handle.report_request(started, err)
+            return None, str(err)
+        finally:
+            provider.in_flight -= 1
+            await close_all(fed, stream)
+        if audio.ended_at is not None:
+            provider.record_answer_time(time.monotonic() - audio.ended_at)
+        handle.report_request(started)
+        return text, "empty transcript"
 
 
 class TtsChain(Chain):
@@ -169,48 +257,115 @@ class TtsChain(Chain):
         *,
         fallback: bool = True,
     ) -> AsyncGenerator[AudioChunk]:
-        """Yield audio, falling back to the server's default voice when needed.
+        """Yield audio from the first provider that produces some.
 
-        A voice the server turns down is remembered as missing; for a plain
-        text the request is repeated with the server's own default voice,
-        unless `fallback` is off (when a voice itself is being checked).
+        A voice a server turns down is remembered as missing and, for a plain
+        text, the same server is asked again with its default voice; the next
+        provider speaks with the voice if it has it, else its default. With
+        `fallback` off (a voice being checked) nothing stands in.
         """
-        coordinator = self._require()
-        provider = coordinator.provider
-        if fallback and voice in provider.missing_voices:
+        candidates = self._require()
+        if not fallback:
+            candidates = candidates[:1]
+        source: str | Replay[str]
+        replay: Replay[str] | None = None
+        if isinstance(text, str):
+            source = text
+        else:
+            source = replay = Replay(text, TTS_REPLAY_CHARACTERS)
+        try:
+            for index, handle in enumerate(candidates):
+                following = (
+                    candidates[index + 1] if index + 1 < len(candidates) else None
+                )
+                provider = handle.provider
+                attempt = self._attempt(handle, source, voice, speaker, fallback)
+                produced = False
+                try:
+                    async for chunk in attempt:
+                        produced = True
+                        yield chunk
+                except WyomingError as err:
+                    if (
+                        produced
+                        or following is None
+                        or (replay is not None and not replay.complete)
+                    ):
+                        raise _tts_error(provider, err) from err
+                    _failed_over("Text-to-speech", provider, err, following)
+                else:
+                    return
+                finally:
+                    await attempt.aclose()
+        finally:
+            if replay is not None:
+                await replay.close()
+
+    async def _attempt(
+        self,
+        handle: ProviderHandle,
+        text: str | Replay[str],
+        voice: str | None,
+        speaker: str | None,
+        fallback: bool,
+    ) -> AsyncGenerator[AudioChunk]:
+        """Yield one provider's audio; raise WyomingError when it fails first."""
+        provider = handle.provider
+        if (
+            fallback
+            and voice is not None
+            and (
+                voice in provider.missing_voices
+                or voice not in {v.name for v in provider.offer.voices}
+            )
+        ):
             voice = None
         started = time.monotonic()
         produced = False
+        provider.in_flight += 1
         try:
-            async for chunk in async_synthesize(
-                provider.host,
-                provider.port,
-                text,
-                voice=voice,
-                speaker=speaker if voice else None,
+            for use_voice in (
+                (voice, None) if voice is not None and fallback else (voice,)
             ):
-                produced = True
-                yield chunk
-        except ServerError as err:
-            if voice is None or produced or not fallback or not isinstance(text, str):
-                if voice is not None and not produced:
-                    provider.missing_voices.add(voice)
-                coordinator.report_request(started, err)
-                raise _tts_error(provider, err) from err
-            _LOGGER.warning(
-                "%s does not have voice %s (%s); using its default voice",
-                provider.address,
-                voice,
-                err,
-            )
-            provider.missing_voices.add(voice)
-            async for chunk in self.async_synthesize(text, None):
-                yield chunk
-            return
-        except WyomingError as err:
-            coordinator.report_request(started, err)
-            raise _tts_error(provider, err) from err
-        coordinator.report_request(started)
+                source = text if isinstance(text, str) else text.iterate()
+                if not isinstance(source, str) and not provider.offer.tts_streaming:
+                    source = "".join([part async for part in source])
+                try:
+                    async for chunk in async_synthesize(
+                        provider.host,
+                        provider.port,
+                        source,
+                        voice=use_voice,
+                        speaker=speaker if use_voice else None,
+                        timeouts=Timeouts(first_event=provider.stall_bound()),
+                    ):
+                        if not produced:
+                            produced = True
+                            provider.record_answer_time(time.monotonic() - started)
+                        yield chunk
+                except ServerError as err:
+                    if use_voice is not None and not produced:
+                        provider.missing_voices.add(use_voice)
+                        if fallback and isinstance(text, str):
+                            _LOGGER.warning(
+                                "%s does not have voice %s (%s); using its default voice",
+                                provider.address,
+                                use_voice,
+                                err,
+                            )
+                            continue
+                    handle.report_request(started, err)
+                    raise
+                except WyomingError as err:
+                    handle.report_request(started, err)
+                    raise
+                finally:
+                    if not isinstance(source, str):
+                        await close_all(source)
+                handle.report_request(started)
+                return
+        finally:
+            provider.in_flight -= 1
 
 
 def _tts_error(provider: Provider, err: Exception) -> HomeAssistantError:
@@ -224,47 +379,66 @@ def _tts_error(provider: Provider, err: Exception) -> HomeAssistantError:
 class WakeChain(Chain):
     """Wake word detection over a chain of providers."""
 
-    def word(self, name: str) -> WakeWord | None:
-        """Return the primary provider's wake word of this name."""
-        provider = self.provider
+    def word(self, name: str, provider: Provider | None = None) -> WakeWord | None:
+        """Return a provider's wake word of this name (the primary's by default)."""
+        provider = provider or self.provider
         if provider is None:
             return None
         return next((w for w in provider.offer.wake_words if w.name == name), None)
 
-    def _served_name(self, name: str) -> str:
-        """Return the model name as the server spells it (e.g. alexa_v0.1)."""
-        word = self.word(name)
-        return word.model if word else name
-
     async def async_detect(
         self, stream: AsyncIterable[tuple[bytes, int]], wake_word_id: str | None
     ) -> Detected | None:
-        """Listen until the wake word is heard or the audio ends."""
-        coordinator = self._require()
-        provider = coordinator.provider
-        started = time.monotonic()
+        """Listen until the wake word is heard or the audio ends.
+
+        A listener that fails is replaced by the next provider that knows the
+        wake word, which first hears the last second of audio.
+        """
+        everyone = self._require()
+        # Providers that know the word; if none does, the name is sent as is.
+        candidates = [
+            m
+            for m in everyone
+            if wake_word_id is None or self.word(wake_word_id, m.provider)
+        ] or everyone
+        audio = Recent(stream, WAKE_REPLAY_CHUNKS)
         try:
-            detection, queued = await async_detect(
-                provider.host,
-                provider.port,
-                stream,
-                WAKE_AUDIO,
-                names=[self._served_name(wake_word_id)] if wake_word_id else None,
-            )
-        except WyomingError as err:
-            _LOGGER.warning(
-                "Wake word detection at %s failed: %s", provider.address, err
-            )
-            coordinator.report_request(started, err)
+            for index, handle in enumerate(candidates):
+                following = (
+                    candidates[index + 1] if index + 1 < len(candidates) else None
+                )
+                provider = handle.provider
+                word = self.word(wake_word_id, provider) if wake_word_id else None
+                started = time.monotonic()
+                listened = audio.iterate(replay=index > 0)
+                try:
+                    detection, queued = await async_detect(
+                        provider.host,
+                        provider.port,
+                        listened,
+                        WAKE_AUDIO,
+                        names=[word.model if word else wake_word_id]
+                        if wake_word_id
+                        else None,
+                        timeouts=Timeouts(first_event=provider.stall_bound(), total=0),
+                    )
+                except WyomingError as err:
+                    handle.report_request(started, err)
+                    _failed_over("Wake word detection", provider, err, following)
+                    continue
+                finally:
+                    await close_all(listened)
+                handle.report_request(started)
+                if detection is None:
+                    return None
+                name = detection.name or wake_word_id or ""
+                found = self.word(name, provider)
+                return Detected(
+                    name=name,
+                    phrase=found.phrase if found else name,
+                    timestamp=detection.timestamp,
+                    queued=queued,
+                )
             return None
-        coordinator.report_request(started)
-        if detection is None:
-            return None
-        name = detection.name or wake_word_id or ""
-        word = self.word(name)
-        return Detected(
-            name=name,
-            phrase=word.phrase if word else name,
-            timestamp=detection.timestamp,
-            queued=queued,
-        )
+        finally:
+            await audio.close()

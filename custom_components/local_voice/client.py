@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import json
 import re
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from wyoming.asr import Transcribe, Transcript
 from wyoming.audio import AudioChunk, AudioFormat, AudioStart, AudioStop
@@ -32,9 +32,18 @@ from wyoming.tts import (
 )
 from wyoming.wake import Detect, Detection, NotDetected
 
+from .info import InvalidInfoError, parse_info
+
 MAX_HEADER_BYTES = 64 * 1024
 MAX_DATA_BYTES = 4 * 1024 * 1024
 MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
+# All the audio of one reply: about 25 minutes of 22 kHz speech.
+MAX_REPLY_AUDIO_BYTES = 64 * 1024 * 1024
+# Events that do not move an exchange forward (unknown types, other wake
+# words); a server that sends more is flooding.
+MAX_IGNORED_EVENTS = 1000
+# How much of a server's own error text is kept and logged.
+MAX_ERROR_TEXT = 200
 
 # Model names such as "alexa_v0.1" (openWakeWord) carry a version suffix.
 _VERSION_SUFFIX = re.compile(r"_v\d+(\.\d+)*$")
@@ -60,10 +69,24 @@ class ServerError(WyomingError):
     """The server answered with an Error event."""
 
     def __init__(self, text: str, code: str | None) -> None:
-        """Keep the server's own words."""
+        """Keep the start of the server's own words, printable only."""
+        text = _printable(text)
+        code = _printable(code) if code else None
         super().__init__(f"{text} ({code})" if code else text)
         self.text = text
         self.code = code
+
+
+class TextSourceError(Exception):
+    """The text being streamed to a server failed: not the server's fault."""
+
+
+def _printable(text: object) -> str:
+    """Return at most MAX_ERROR_TEXT printable characters of a server's text."""
+    cleaned = "".join(c if c.isprintable() else " " for c in str(text))
+    if len(cleaned) > MAX_ERROR_TEXT:
+        return cleaned[:MAX_ERROR_TEXT] + "…"
+    return cleaned
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,9 +139,16 @@ class Connection:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        """Close the socket, whatever happened."""
+        """Close the socket, whatever happened.
+
+        After a failure the connection is aborted: a server that stopped
+        reading would otherwise keep the socket open while unsent data waits.
+        """
         writer, self._writer, self._reader = self._writer, None, None
         if writer is None:
+            return
+        if exc is not None:
+            writer.transport.abort()
             return
         writer.close()
         with contextlib.suppress(OSError, TimeoutError):
@@ -126,11 +156,17 @@ class Connection:
                 await writer.wait_closed()
 
     async def write(self, event: Event) -> None:
-        """Send one event."""
+        """Send one event; a server that stops reading is given up on."""
         if self._writer is None:
             raise WyomingError("not connected")
         try:
-            await async_write_event(event, self._writer)
+            async with asyncio.timeout(self.timeouts.first_event):
+                await async_write_event(event, self._writer)
+        except TimeoutError as err:
+            raise ServerTimeoutError(
+                f"{self.host}:{self.port} stopped reading for "
+                f"{self.timeouts.first_event:g} s"
+            ) from err
         except OSError as err:
             raise WyomingError(f"connection lost while sending: {err}") from err
 
@@ -158,7 +194,7 @@ class Connection:
             raise WyomingError("the server closed the connection")
         try:
             header = json.loads(line)
-        except ValueError as err:
+        except (ValueError, RecursionError) as err:
             raise ProtocolError("event header is not JSON") from err
         if not isinstance(header, dict) or not isinstance(header.get("type"), str):
             raise ProtocolError("event header has no type")
@@ -178,7 +214,7 @@ class Connection:
             )
         except asyncio.IncompleteReadError as err:
             raise WyomingError("the server closed the connection mid-event") from err
-        except ValueError as err:
+        except (ValueError, RecursionError) as err:
             raise ProtocolError("event data is not JSON") from err
         except OSError as err:
             raise WyomingError(f"connection lost: {err}") from err
@@ -207,8 +243,75 @@ def _format_fields(audio_format: AudioFormat) -> dict[str, int]:
 
 def _raise_if_error(event: Event) -> None:
     if Error.is_type(event.type):
-        error = Error.from_event(event)
-        raise ServerError(error.text, error.code)
+        text, code = event.data.get("text"), event.data.get("code")
+        raise ServerError(
+            text if isinstance(text, str) else "error",
+            code if isinstance(code, str) else None,
+        )
+
+
+def _transcript_text(event: Event) -> str:
+    """Return a Transcript's text, checked."""
+    text = event.data.get("text")
+    if not isinstance(text, str):
+        raise ProtocolError("transcript without text")
+    return text.strip()
+
+
+def _int_field(data: dict[str, object], key: str, low: int, high: int) -> int:
+    value = data.get(key)
+    if (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or not low <= value <= high
+    ):
+        raise ProtocolError(f"invalid audio {key}")
+    return value
+
+
+def _audio_chunk(event: Event) -> AudioChunk:
+    """Return an AudioChunk with a sane format; its audio is the payload."""
+    data = event.data
+    width = _int_field(data, "width", 1, 4)
+    channels = _int_field(data, "channels", 1, 8)
+    audio = event.payload or b""
+    if len(audio) % (width * channels):
+        raise ProtocolError("audio chunk cut inside a sample")
+    return AudioChunk(
+        rate=_int_field(data, "rate", 1000, 384000),
+        width=width,
+        channels=channels,
+        audio=audio,
+    )
+
+
+def _detection(event: Event) -> Detection:
+    """Return a Detection with its name (version suffix removed), checked."""
+    name = event.data.get("name")
+    timestamp = event.data.get("timestamp")
+    if name is not None and not isinstance(name, str):
+        raise ProtocolError("detection name is not text")
+    if timestamp is not None and (
+        not isinstance(timestamp, int) or isinstance(timestamp, bool)
+    ):
+        raise ProtocolError("detection timestamp is not a number")
+    return Detection(
+        name=normalize_model_name(name) if name else None, timestamp=timestamp
+    )
+
+
+class _Flood:
+    """Count the events that do not move an exchange forward."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def ignore(self) -> None:
+        self.count += 1
+        if self.count > MAX_IGNORED_EVENTS:
+            raise ProtocolError(
+                f"more than {MAX_IGNORED_EVENTS} events that answer nothing"
+            )
 
 
 async def async_describe(
@@ -221,14 +324,16 @@ async def async_describe(
             Connection(host, port, timeouts) as conn,
         ):
             await conn.write(Describe().event())
+            flood = _Flood()
             while True:
                 event = await conn.read(timeouts.first_event)
                 _raise_if_error(event)
                 if Info.is_type(event.type):
                     try:
-                        return Info.from_event(event)
-                    except (KeyError, TypeError, ValueError) as err:
-                        raise ProtocolError(f"invalid info: {err}") from err
+                        return parse_info(event.data)
+                    except InvalidInfoError as err:
+                        raise ProtocolError(_printable(err)) from err
+                flood.ignore()
     except TimeoutError as err:
         raise ServerTimeoutError(
             f"{host}:{port} did not describe itself in time"
@@ -259,11 +364,13 @@ async def async_transcribe(
                         AudioChunk(audio=chunk, **_format_fields(audio_format)).event()
                     )
             await conn.write(AudioStop().event())
+            flood = _Flood()
             while True:
                 event = await conn.read(timeouts.first_event)
                 _raise_if_error(event)
                 if Transcript.is_type(event.type):
-                    return Transcript.from_event(event).text.strip()
+                    return _transcript_text(event)
+                flood.ignore()
     except TimeoutError as err:
         raise ServerTimeoutError(f"{host}:{port} did not transcribe in time") from err
 
@@ -283,6 +390,12 @@ async def async_synthesize(
     A string is sent as one Synthesize request. An async iterable of strings is
     streamed with SynthesizeStart/Chunk/Stop while the audio comes back; only use
     it with servers that say they support synthesize streaming.
+
+    The server must answer within `timeouts.first_event` of the last text it
+    was given; while the text source itself is quiet (an agent still
+    thinking), only the total bound runs. The bounds are checked around each
+    read rather than across the yields, so the caller's own awaits are never
+    cancelled by them. A failing text source raises TextSourceError.
     """
     synth_voice = (
         SynthesizeVoice(name=voice, speaker=speaker, language=language)
@@ -290,42 +403,90 @@ async def async_synthesize(
         else None
     )
     streaming = not isinstance(text, str)
-    try:
-        async with (
-            asyncio.timeout(timeouts.total),
-            Connection(host, port, timeouts) as conn,
-        ):
-            sender: asyncio.Task[None] | None = None
-            if isinstance(text, str):
-                await conn.write(Synthesize(text=text, voice=synth_voice).event())
-            else:
-                sender = asyncio.create_task(
-                    _send_text_stream(conn, text, synth_voice),
-                    name="local_voice synthesize sender",
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeouts.total
+    async with Connection(host, port, timeouts) as conn:
+        sender: asyncio.Task[None] | None = None
+        read: asyncio.Task[Event] | None = None
+        if isinstance(text, str):
+            await conn.write(Synthesize(text=text, voice=synth_voice).event())
+        else:
+            sender = asyncio.create_task(
+                _send_text_stream(conn, text, synth_voice),
+                name="local_voice synthesize sender",
+            )
+        try:
+            flood = _Flood()
+            audio_bytes = 0
+            while True:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise ServerTimeoutError(
+                        f"{host}:{port} did not synthesize in {timeouts.total:g} s"
+                    )
+                text_pending = sender is not None and not sender.done()
+                wait = (
+                    remaining if text_pending else min(timeouts.first_event, remaining)
                 )
-            try:
-                first = True
-                while True:
-                    # The first audio of a streamed text waits on the text itself.
-                    wait = None if (first and streaming) else timeouts.first_event
-                    event = await conn.read(wait)
-                    _raise_if_error(event)
-                    if AudioChunk.is_type(event.type):
-                        first = False
-                        yield AudioChunk.from_event(event)
-                    elif (streaming and SynthesizeStopped.is_type(event.type)) or (
-                        not streaming and AudioStop.is_type(event.type)
-                    ):
-                        break
-                if sender is not None:
-                    await sender
-            finally:
-                if sender is not None and not sender.done():
-                    sender.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, WyomingError):
-                        await sender
-    except TimeoutError as err:
-        raise ServerTimeoutError(f"{host}:{port} did not synthesize in time") from err
+                if read is None:
+                    read = asyncio.create_task(
+                        conn.read(), name="local_voice synthesize read"
+                    )
+                waiting: set[asyncio.Task[Any]] = {read}
+                if text_pending and sender is not None:
+                    waiting.add(sender)
+                await asyncio.wait(
+                    waiting, timeout=wait, return_when=asyncio.FIRST_COMPLETED
+                )
+                if sender is not None and sender.done() and not sender.cancelled():
+                    if (failure := sender.exception()) is not None:
+                        if isinstance(failure, WyomingError):
+                            raise failure
+                        raise TextSourceError(str(failure)) from failure
+                if not read.done():
+                    if text_pending:
+                        continue
+                    raise ServerTimeoutError(
+                        f"{host}:{port} sent nothing for {wait:g} s"
+                    )
+                event, read = read.result(), None
+                _raise_if_error(event)
+                if AudioChunk.is_type(event.type):
+                    chunk = _audio_chunk(event)
+                    audio_bytes += len(chunk.audio)
+                    if audio_bytes > MAX_REPLY_AUDIO_BYTES:
+                        raise ProtocolError(
+                            f"more than {MAX_REPLY_AUDIO_BYTES} bytes of audio"
+                        )
+                    yield chunk
+                elif (streaming and SynthesizeStopped.is_type(event.type)) or (
+                    not streaming and AudioStop.is_type(event.type)
+                ):
+                    return
+                elif not (
+                    AudioStart.is_type(event.type) or AudioStop.is_type(event.type)
+                ):
+                    flood.ignore()
+        finally:
+            await _finish(read, sender)
+
+
+async def _finish(*tasks: asyncio.Task[Any] | None, cancel: bool = True) -> None:
+    """Let helper tasks end (cancelled, unless told) and read their outcome.
+
+    Waiting with asyncio.wait keeps a cancellation of the caller itself
+    going; reading the outcome keeps "exception was never retrieved" out of
+    the log.
+    """
+    pending = [task for task in tasks if task is not None]
+    if cancel:
+        for task in pending:
+            task.cancel()
+    if pending:
+        await asyncio.wait(pending)
+    for task in pending:
+        if not task.cancelled():
+            task.exception()
 
 
 async def _send_text_stream(
@@ -354,9 +515,12 @@ async def async_detect(
     taken from `audio` but not sent. The audio iterator is never cancelled while
     it waits for a chunk, since the same stream goes on to speech-to-text.
     `timeouts.total` of 0 means no limit: a satellite may listen for hours.
+    A detection of another wake word than those in `names` is ignored.
     """
     chunks = aiter(audio)
     total = timeouts.total or None
+    wanted = {normalize_model_name(n) for n in names} if names else None
+    flood = _Flood()
     next_chunk: asyncio.Task[tuple[bytes, int] | None] = asyncio.create_task(
         anext(chunks, None), name="local_voice wake word audio"
     )
@@ -380,15 +544,20 @@ async def async_detect(
                     event = read.result()
                     _raise_if_error(event)
                     if Detection.is_type(event.type):
-                        detection = Detection.from_event(event)
-                        if detection.name:
-                            detection.name = normalize_model_name(detection.name)
-                        queued = (
-                            [] if audio_done else [c for c in [await next_chunk] if c]
-                        )
-                        return detection, queued
-                    if NotDetected.is_type(event.type):
+                        detection = _detection(event)
+                        if wanted is None or detection.name in wanted:
+                            queued = (
+                                []
+                                if audio_done
+                                else [c for c in [await next_chunk] if c]
+                            )
+                            return detection, queued
+                        # Another wake word than the one listened for.
+                        flood.ignore()
+                    elif NotDetected.is_type(event.type):
                         return None, []
+                    else:
+                        flood.ignore()
                     read = asyncio.create_task(
                         conn.read(), name="local_voice wake word read"
                     )
@@ -412,15 +581,10 @@ async def async_detect(
     except TimeoutError as err:
         raise ServerTimeoutError(f"{host}:{port} did not answer in time") from err
     finally:
-        if read is not None and not read.done():
-            read.cancel()
-            with contextlib.suppress(asyncio.CancelledError, WyomingError):
-                await read
-        if not next_chunk.done():
-            # Let the pending read of the shared stream finish rather than
-            # cancel it, unless this task itself is being cancelled.
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                next_chunk.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                await next_chunk
+        await _finish(read)
+        # Let the pending read of the shared stream finish rather than cancel
+        # it, unless this task itself is being cancelled.
+        current = asyncio.current_task()
+        await _finish(
+            next_chunk, cancel=current is not None and current.cancelling() > 0
+        )

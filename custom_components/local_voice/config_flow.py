@@ -26,6 +26,7 @@ from homeassistant.config_entries import (
     ConfigSubentry,
     ConfigSubentryDataWithId,
     ConfigSubentryFlow,
+    OptionsFlow,
     SubentryFlowResult,
 )
 from homeassistant.const import CONF_HOST, CONF_PORT
@@ -38,10 +39,12 @@ import probatio as vol
 
 from .assistant import AssistantSettings
 from .assistant_flow import AssistantForm, AssistantSteps
-from .client import WyomingError, async_describe
+from .client import ProtocolError, WyomingError, async_describe
 from .const import (
     CONF_PROVIDERS,
+    CONF_UNREACHABLE_MINUTES,
     DEFAULT_SCAN_PORTS,
+    DEFAULT_UNREACHABLE_MINUTES,
     DOMAIN,
     SCAN_HOST,
     SUBENTRY_ASSISTANT,
@@ -91,6 +94,11 @@ async def async_probe(host: str, port: int) -> Provider:
     """Describe a server and check it offers speech services."""
     try:
         info = await async_describe(host, port)
+    except ProtocolError as err:
+        _LOGGER.warning(
+            "The Wyoming server at %s:%s is not usable: %s", host, port, err
+        )
+        raise ProbeError("invalid_info") from err
     except WyomingError as err:
         _LOGGER.debug("No Wyoming server at %s:%s: %s", host, port, err)
         raise ProbeError("cannot_connect") from err
@@ -190,6 +198,12 @@ class LocalVoiceConfigFlow(AssistantSteps[ConfigFlowResult], ConfigFlow, domain=
         self._found: list[Provider] = []
         self._discovered: Provider | None = None
         self._chosen: dict[str, Provider] = {}
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: ConfigEntry) -> OptionsFlow:
+        """Settings of the whole integration."""
+        return LocalVoiceOptionsFlow()
 
     @classmethod
     @callback
@@ -374,6 +388,42 @@ class LocalVoiceConfigFlow(AssistantSteps[ConfigFlowResult], ConfigFlow, domain=
             self._add_found(found)
         self._add_found(provider)
         return await self.async_step_providers()
+
+
+class LocalVoiceOptionsFlow(OptionsFlow):
+    """How long a server may be unreachable before a repair says so."""
+
+    async def async_step_init(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Show and store the options."""
+        if user_input is not None:
+            return self.async_create_entry(
+                data={
+                    CONF_UNREACHABLE_MINUTES: int(user_input[CONF_UNREACHABLE_MINUTES])
+                }
+            )
+        minutes = self.config_entry.options.get(
+            CONF_UNREACHABLE_MINUTES, DEFAULT_UNREACHABLE_MINUTES
+        )
+        return self.async_show_form(
+            step_id="init",
+            data_schema=vol.Schema(
+                {
+                    vol.Required(
+                        CONF_UNREACHABLE_MINUTES, default=minutes
+                    ): selector.NumberSelector(
+                        selector.NumberSelectorConfig(
+                            min=1,
+                            max=1440,
+                            step=1,
+                            unit_of_measurement="min",
+                            mode=selector.NumberSelectorMode.BOX,
+                        )
+                    )
+                }
+            ),
+        )
 
 
 class ProviderSubentryFlow(ConfigSubentryFlow):

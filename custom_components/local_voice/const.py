@@ -29,3 +29,7 @@ DEFAULT_SCAN_PORTS: Final = (
 SCAN_HOST: Final = "127.0.0.1"
 
 PROBE_INTERVAL: Final = timedelta(seconds=30)
+
+CONF_UNREACHABLE_MINUTES: Final = "unreachable_minutes"
+# A repair is raised for a provider unreachable for longer than this.
+DEFAULT_UNREACHABLE_MINUTES: Final = 10

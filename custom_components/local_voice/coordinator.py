@@ -4,19 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 import logging
 import time
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
+from homeassistant.util import dt as dt_util
 
 from .assistant import Assistant
 from .client import CannotConnectError, ServerTimeoutError, WyomingError, async_describe
-from .const import DOMAIN, PROBE_INTERVAL
+from .const import (
+    CONF_UNREACHABLE_MINUTES,
+    DEFAULT_UNREACHABLE_MINUTES,
+    DOMAIN,
+    PROBE_INTERVAL,
+)
 from .provider import Provider
 
 _LOGGER = logging.getLogger(__name__)
+
+ISSUE_UNREACHABLE = "provider_unreachable"
 
 
 @dataclass(slots=True)
@@ -65,6 +75,7 @@ class ProviderCoordinator(DataUpdateCoordinator[Provider]):
             info = await async_describe(provider.host, provider.port)
         except WyomingError as err:
             provider.record_failure(str(err))
+            self._follow_outage()
             raise UpdateFailed(
                 translation_domain=DOMAIN,
                 translation_key="provider_unreachable",
@@ -76,7 +87,38 @@ class ProviderCoordinator(DataUpdateCoordinator[Provider]):
         if provider.update_info(info, (time.monotonic() - started) * 1000):
             for listener in list(self._offer_listeners):
                 listener(provider.subentry_id)
+        self._follow_outage()
         return provider
+
+    @callback
+    def _follow_outage(self) -> None:
+        """Raise a repair while the server has been down too long; clear it after."""
+        provider = self.provider
+        issue_id = f"{ISSUE_UNREACHABLE}_{provider.subentry_id}"
+        minutes = self.config_entry.options.get(
+            CONF_UNREACHABLE_MINUTES, DEFAULT_UNREACHABLE_MINUTES
+        )
+        down_since = provider.down_since
+        if down_since is None or provider.available:
+            ir.async_delete_issue(self.hass, DOMAIN, issue_id)
+            return
+        if dt_util.utcnow() - down_since < timedelta(minutes=minutes):
+            return
+        subentry = self.config_entry.subentries.get(provider.subentry_id)
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            issue_id,
+            is_fixable=False,
+            is_persistent=False,
+            severity=ir.IssueSeverity.WARNING,
+            translation_key=ISSUE_UNREACHABLE,
+            translation_placeholders={
+                "name": subentry.title if subentry else provider.offer.name,
+                "address": provider.address,
+                "minutes": str(minutes),
+            },
+        )
 
     def report_request(self, started: float, error: WyomingError | None = None) -> None:
         """Fold the outcome of a real request into the provider's health.

@@ -42,6 +42,9 @@ def _provider(label: str, provider: Provider) -> dict[str, Any]:
         "last_error": _without_address(provider, provider.last_error),
         "probe_latency_ms": provider.probe_latency_ms,
         "last_request_latency_ms": provider.last_request_latency_ms,
+        "typical_answer_s": provider.typical_answer_time(),
+        "stall_bound_s": provider.stall_bound(),
+        "failovers": provider.failovers,
         "services": offer.services,
         "stt": {
             "program": offer.stt_program,

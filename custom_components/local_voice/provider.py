@@ -8,22 +8,36 @@ the rest of the integration works with.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import PurePath
 import re
+import statistics
 import time
 from typing import Any
 
 from homeassistant.config_entries import ConfigSubentry
 from homeassistant.const import CONF_HOST, CONF_PORT
+from homeassistant.util import dt as dt_util
 from homeassistant.util.ulid import ulid_now
-from wyoming.event import Event
 from wyoming.info import Info
 
 from .client import normalize_model_name
 from .const import CONF_INFO
+from .info import parse_info
 from .language import base_language, hass_language
+
+# The stall bound: STALL_FACTOR times the recent 95th percentile of answer
+# times plus STALL_MARGIN, at least STALL_FLOOR; STALL_DEFAULT (seconds) until
+# STALL_SAMPLES answers were measured, and never more.
+STALL_FACTOR = 3.0
+STALL_MARGIN = 1.0
+STALL_FLOOR = 2.0
+STALL_DEFAULT = 15.0
+STALL_SAMPLES = 3
+ANSWER_TIMES_KEPT = 20
 
 # Model names like "tiny.en", "distil-small.en" or "base-en" are English-only.
 _ENGLISH_ONLY = re.compile(r"(^|[._-])en$", re.IGNORECASE)
@@ -211,6 +225,13 @@ class Provider:
     last_request_latency_ms: float | None = None
     last_error: str | None = None
     missing_voices: set[str] = field(default_factory=set)
+    # Seconds from the end of a request to the server's first answer, recent.
+    answer_times: deque[float] = field(
+        default_factory=lambda: deque(maxlen=ANSWER_TIMES_KEPT)
+    )
+    in_flight: int = 0
+    failovers: int = 0
+    down_since: datetime | None = None
 
     @classmethod
     def from_info(cls, host: str, port: int, info: Info) -> Provider:
@@ -232,7 +253,7 @@ class Provider:
     @classmethod
     def from_data(cls, subentry_id: str, data: Mapping[str, Any]) -> Provider:
         """Read the data of a provider subentry."""
-        info = Info.from_event(Event(type="info", data=dict(data[CONF_INFO])))
+        info = parse_info(dict(data[CONF_INFO]))
         return cls(
             subentry_id=subentry_id,
             host=data[CONF_HOST],
@@ -268,6 +289,7 @@ class Provider:
     def update_info(self, info: Info, latency_ms: float) -> bool:
         """Record a successful probe; return True when the offer changed."""
         self.available = True
+        self.down_since = None
         self.probe_latency_ms = latency_ms
         self.last_error = None
         if info == self.info:
@@ -277,14 +299,38 @@ class Provider:
         self.missing_voices.clear()
         return True
 
+    def record_answer_time(self, seconds: float) -> None:
+        """Remember how long the server took to answer a complete request."""
+        self.answer_times.append(seconds)
+
+    def typical_answer_time(self) -> float:
+        """Return the median recent answer time (0 before any request)."""
+        return statistics.median(self.answer_times) if self.answer_times else 0.0
+
+    def stall_bound(self) -> float:
+        """Return how long to wait for an answer before calling it a stall.
+
+        A few times the server's own recent 95th percentile plus a margin,
+        within [STALL_FLOOR, STALL_DEFAULT]; STALL_DEFAULT until enough
+        requests were measured (a first request may load a model).
+        """
+        if len(self.answer_times) < STALL_SAMPLES:
+            return STALL_DEFAULT
+        times = sorted(self.answer_times)
+        p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
+        return min(STALL_DEFAULT, max(STALL_FLOOR, STALL_FACTOR * p95 + STALL_MARGIN))
+
     def record_failure(self, error: str) -> None:
         """Record a failed probe or request."""
         self.available = False
         self.last_error = error
+        if self.down_since is None:
+            self.down_since = dt_util.utcnow()
 
     def record_request(self, started: float) -> None:
         """Record a successful request that began at `started` (monotonic)."""
         self.available = True
+        self.down_since = None
         self.last_error = None
         self.last_request_latency_ms = (time.monotonic() - started) * 1000
 
