@@ -140,7 +140,12 @@ class Behaviour:
     transcript: str = "Turn on the kitchen light."
     stall: bool = False
     error: str | None = None
+    # Hang up after this many audio chunks of a request.
+    drop_after_chunks: int | None = None
     requests: list[str] = field(default_factory=list)
+    # Per request: the audio bytes received, the text to say.
+    audio_received: list[int] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
     released: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -151,6 +156,8 @@ class _Handler(AsyncEventHandler):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self._info = info
         self._behaviour = behaviour
+        self._chunks = 0
+        self._audio_bytes = 0
 
     async def run(self) -> None:
         """Serve one connection; a client that drops it is no error."""
@@ -165,11 +172,21 @@ class _Handler(AsyncEventHandler):
         if Transcribe.is_type(event.type) or Synthesize.is_type(event.type):
             behaviour.requests.append(event.type)
             if Synthesize.is_type(event.type):
+                behaviour.texts.append(str(event.data.get("text", "")))
                 return await self._reply(self._speak)
+        if AudioChunk.is_type(event.type):
+            self._chunks += 1
+            self._audio_bytes += len(event.payload or b"")
+            drop = behaviour.drop_after_chunks
+            return drop is None or self._chunks < drop
         if AudioStop.is_type(event.type):
+            behaviour.audio_received.append(self._audio_bytes)
             return await self._reply(self._transcribe)
         if Detect.is_type(event.type):
             behaviour.requests.append(event.type)
+            if behaviour.error is not None:
+                await self.write_event(Error(text=behaviour.error).event())
+                return False
         return True
 
     async def _reply(self, answer: object) -> bool:
