@@ -25,6 +25,7 @@ from custom_components.local_voice.const import DOMAIN
 from scripts.servers import launch
 from scripts.speech import SpeechMaker
 from tests.common import async_add_local_voice
+from tests.fault_proxy import REPORT
 from tests.stub_server import StubServer, stt_info, tts_info, wake_info
 
 pytest_plugins = ["pytest_homeassistant_custom_component"]
@@ -56,6 +57,14 @@ def speech_servers(
     yield servers
     for server in servers.values():
         server.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print what each injected fault cost (tests/test_faults.py)."""
+    if REPORT:
+        terminalreporter.section("faults: time added to a command")
+        for line in REPORT:
+            terminalreporter.write_line(line)
 
 
 @pytest.hookimpl(wrapper=True)

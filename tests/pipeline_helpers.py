@@ -94,15 +94,22 @@ async def async_run_speech(
     pipeline_id: str | None = None,
     wake_word: bool = False,
     tail: float = 1.5,
+    real_time: bool | None = None,
 ) -> Run:
-    """Send speech through the pipeline: STT (or wake word) to TTS."""
+    """Send speech through the pipeline: STT (or wake word) to TTS.
+
+    The audio is paced like a microphone with the wake word stage, or when
+    `real_time` says so; otherwise it is sent as fast as it is taken.
+    """
     run = Run()
     await async_pipeline_from_audio_stream(
         hass,
         context=Context(),
         event_callback=run.events.append,
         stt_metadata=METADATA,
-        stt_stream=_paced(speech, tail, real_time=wake_word),
+        stt_stream=_paced(
+            speech, tail, real_time=wake_word if real_time is None else real_time
+        ),
         pipeline_id=pipeline_id,
         start_stage=PipelineStage.WAKE_WORD if wake_word else PipelineStage.STT,
         end_stage=PipelineStage.TTS,

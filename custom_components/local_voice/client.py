@@ -9,7 +9,7 @@ a server announces the length of what it sends and could announce anything.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable
 import contextlib
 from dataclasses import dataclass
 import json
@@ -171,25 +171,18 @@ class Connection:
             raise WyomingError(f"connection lost while sending: {err}") from err
 
     async def read(self, wait: float | None = None) -> Event:
-        """Read one event within `wait` seconds; raise on close or bad input."""
-        try:
-            async with asyncio.timeout(wait):
-                return await self._read_event()
-        except TimeoutError as err:
-            raise ServerTimeoutError(
-                f"{self.host}:{self.port} sent nothing for {wait} s"
-            ) from err
+        """Read one event; raise on close, bad input, or `wait` seconds of silence.
 
-    async def _read_event(self) -> Event:
+        `wait` bounds each stretch without a byte, not the whole event: a
+        server that sends a long reply slowly is alive, one that stops is not.
+        """
         if self._reader is None:
             raise WyomingError("not connected")
         reader = self._reader
         try:
-            line = await reader.readline()
+            line = await self._within(reader.readline(), wait)
         except (ValueError, asyncio.LimitOverrunError) as err:
             raise ProtocolError("event header too long") from err
-        except OSError as err:
-            raise WyomingError(f"connection lost: {err}") from err
         if not line:
             raise WyomingError("the server closed the connection")
         try:
@@ -203,22 +196,43 @@ class Connection:
             raise ProtocolError("event data is not an object")
         data_length = _length(header, "data_length", MAX_DATA_BYTES)
         payload_length = _length(header, "payload_length", MAX_PAYLOAD_BYTES)
+        if data_length:
+            try:
+                extra = json.loads(await self._read_exactly(data_length, wait))
+            except (ValueError, RecursionError) as err:
+                raise ProtocolError("event data is not JSON") from err
+            if not isinstance(extra, dict):
+                raise ProtocolError("event data is not an object")
+            data.update(extra)
+        payload = (
+            await self._read_exactly(payload_length, wait) if payload_length else None
+        )
+        return Event(type=header["type"], data=data, payload=payload)
+
+    async def _within[T](self, read: Awaitable[T], wait: float | None) -> T:
+        """Await one read of the socket, bounded by `wait` seconds."""
         try:
-            if data_length:
-                extra = json.loads(await reader.readexactly(data_length))
-                if not isinstance(extra, dict):
-                    raise ProtocolError("event data is not an object")
-                data.update(extra)
-            payload = (
-                await reader.readexactly(payload_length) if payload_length else None
-            )
-        except asyncio.IncompleteReadError as err:
-            raise WyomingError("the server closed the connection mid-event") from err
-        except (ValueError, RecursionError) as err:
-            raise ProtocolError("event data is not JSON") from err
+            async with asyncio.timeout(wait):
+                return await read
+        except TimeoutError as err:
+            raise ServerTimeoutError(
+                f"{self.host}:{self.port} sent nothing for {wait:g} s"
+            ) from err
         except OSError as err:
             raise WyomingError(f"connection lost: {err}") from err
-        return Event(type=header["type"], data=data, payload=payload)
+
+    async def _read_exactly(self, length: int, wait: float | None) -> bytes:
+        """Read `length` bytes, however slowly they come, while they keep coming."""
+        assert self._reader is not None
+        parts: list[bytes] = []
+        remaining = length
+        while remaining:
+            part = await self._within(self._reader.read(min(remaining, 65536)), wait)
+            if not part:
+                raise WyomingError("the server closed the connection mid-event")
+            parts.append(part)
+            remaining -= len(part)
+        return b"".join(parts)
 
 
 def _length(header: dict[str, object], key: str, limit: int) -> int:
