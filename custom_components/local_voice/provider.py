@@ -312,13 +312,19 @@ class Provider:
 
         A few times the server's own recent 95th percentile plus a margin,
         within [STALL_FLOOR, STALL_DEFAULT]; STALL_DEFAULT until enough
-        requests were measured (a first request may load a model).
+        requests were measured (a first request may load a model). Servers
+        answer one request at a time, so with several of this integration's
+        requests under way the bound grows with their number.
         """
         if len(self.answer_times) < STALL_SAMPLES:
-            return STALL_DEFAULT
-        times = sorted(self.answer_times)
-        p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
-        return min(STALL_DEFAULT, max(STALL_FLOOR, STALL_FACTOR * p95 + STALL_MARGIN))
+            single = STALL_DEFAULT
+        else:
+            times = sorted(self.answer_times)
+            p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
+            single = min(
+                STALL_DEFAULT, max(STALL_FLOOR, STALL_FACTOR * p95 + STALL_MARGIN)
+            )
+        return single * max(1, self.in_flight)
 
     def record_failure(self, error: str) -> None:
         """Record a failed probe or request."""
