@@ -62,14 +62,7 @@ def _speech(speech: SpeechMaker, index: int) -> tuple[str, Speech]:
 @pytest.fixture
 def second_whisper(tmp_path: Path, socket_enabled: None) -> Iterator[launch.Server]:
     """Another faster-whisper server, for the pooled runs."""
-    server = launch.start(
-        "whisper-2", launch.commands(tmp_path)["whisper"], launch.free_port(), tmp_path
-    )
-    try:
-        launch.wait_ready([server], timeout=120)
-    except BaseException:
-        server.stop()
-        raise
+    server = launch.start_ready("whisper-2", "whisper", launch.free_port(), tmp_path)
     yield server
     server.stop()
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-import json
 
 import pytest
 from wyoming.audio import AudioFormat
@@ -137,71 +135,6 @@ async def test_closed_port_cannot_connect(socket_enabled: None) -> None:
     """Nothing listening: CannotConnectError, at once."""
     with pytest.raises(client.CannotConnectError):
         await client.async_describe(HOST, free_port())
-
-
-async def _serve(handler) -> tuple[asyncio.Server, int]:  # type: ignore[no-untyped-def]
-    server = await asyncio.start_server(handler, HOST, 0)
-    return server, server.sockets[0].getsockname()[1]
-
-
-async def test_silent_server_times_out(socket_enabled: None) -> None:
-    """A server that accepts and never answers is given up on in time.
-
-    This stands in for openWakeWord, which stays silent on an unknown model.
-    """
-    writers: list[asyncio.StreamWriter] = []
-
-    async def handler(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        writers.append(writer)
-        await reader.read()
-
-    server, port = await _serve(handler)
-    try:
-        with pytest.raises(client.ServerTimeoutError):
-            await client.async_describe(
-                HOST, port, client.Timeouts(connect=1, first_event=0.3, total=1)
-            )
-    finally:
-        for writer in writers:
-            writer.close()
-        server.close()
-        await server.wait_closed()
-
-
-@pytest.mark.parametrize(
-    "reply",
-    [
-        json.dumps({"type": "info", "data_length": 1 << 40}).encode() + b"\n",
-        json.dumps({"type": "audio-chunk", "payload_length": -5}).encode() + b"\n",
-        b"{not json}\n",
-        b"x" * 100_000 + b"\n",
-        json.dumps({"data": {}}).encode() + b"\n",
-    ],
-    ids=["huge-data", "negative-payload", "not-json", "endless-header", "no-type"],
-)
-async def test_hostile_server_is_a_protocol_error(
-    socket_enabled: None, reply: bytes
-) -> None:
-    """Lengths and headers are checked before anything is allocated."""
-
-    async def handler(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        await reader.readline()
-        writer.write(reply)
-        await writer.drain()
-        await reader.read()
-        writer.close()
-
-    server, port = await _serve(handler)
-    try:
-        with pytest.raises(client.ProtocolError):
-            await client.async_describe(HOST, port)
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 async def test_whisper_empty_audio(whisper: int) -> None:

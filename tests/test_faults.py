@@ -168,13 +168,9 @@ async def _healthy(home: FaultyHome, proxy: FaultProxy, provider: Provider) -> N
 @pytest.fixture
 def spare_whisper(tmp_path: Path, socket_enabled: None) -> Iterator[launch.Server]:
     """A faster-whisper server of this test's own, free to be killed."""
-    command = launch.commands(tmp_path)["whisper"]
-    server = launch.start("spare-whisper", command, launch.free_port(), tmp_path)
-    try:
-        launch.wait_ready([server], timeout=120)
-    except BaseException:
-        server.stop()
-        raise
+    server = launch.start_ready(
+        "spare-whisper", "whisper", launch.free_port(), tmp_path
+    )
     yield server
     server.stop()
 

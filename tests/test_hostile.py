@@ -128,16 +128,42 @@ def _reply_after_audio_stop(reply: bytes) -> Script:
     async def script(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        while line := await reader.readline():
-            header = json.loads(line)
-            for key in ("data_length", "payload_length"):
-                if header.get(key):
-                    await reader.readexactly(header[key])
+        while header := await read_frame(reader):
             if header["type"] == "audio-stop":
                 writer.write(reply)
                 await writer.drain()
 
     return script
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        json.dumps({"type": "info", "data_length": 1 << 40}).encode() + b"\n",
+        json.dumps({"type": "audio-chunk", "payload_length": -5}).encode() + b"\n",
+        b"{not json}\n",
+        b"x" * 100_000 + b"\n",
+        json.dumps({"data": {}}).encode() + b"\n",
+    ],
+    ids=["huge-data", "negative-payload", "not-json", "endless-header", "no-type"],
+)
+async def test_malformed_frames(socket_enabled: None, reply: bytes) -> None:
+    """Lengths and headers are checked before anything is allocated."""
+    async with scripted(_reply_after_first_line(reply)) as port:
+        with pytest.raises(client.ProtocolError):
+            await client.async_describe(HOST, port)
+
+
+async def test_silent_server_times_out(socket_enabled: None) -> None:
+    """A server that accepts and never answers is given up on in time.
+
+    This stands in for openWakeWord, which stays silent on an unknown model.
+    """
+    async with scripted(_never_reads) as port:
+        with pytest.raises(client.ServerTimeoutError):
+            await client.async_describe(
+                HOST, port, client.Timeouts(connect=1, first_event=0.3, total=1)
+            )
 
 
 @pytest.mark.parametrize(
@@ -345,11 +371,7 @@ def _streaming_tts() -> Script:
     async def script(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        while line := await reader.readline():
-            header = json.loads(line)
-            for key in ("data_length", "payload_length"):
-                if header.get(key):
-                    await reader.readexactly(header[key])
+        while header := await read_frame(reader):
             if header["type"] == "synthesize-stop":
                 fmt = {"rate": 22050, "width": 2, "channels": 1}
                 writer.write(

@@ -162,6 +162,17 @@ def start(name: str, command: list[str], port: int, log_dir: Path) -> Server:
     return Server(name, port, process, log_path, log_file)
 
 
+def start_ready(name: str, kind: str, port: int, log_dir: Path) -> Server:
+    """Start one more server of a kind (piper, whisper, wakeword) and wait for it."""
+    server = start(name, commands(log_dir)[kind], port, log_dir)
+    try:
+        wait_ready([server], timeout=120)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
 def wait_ready(servers: list[Server], timeout: float = 180.0) -> None:
     """Wait until every server answers Describe."""
     deadline = time.monotonic() + timeout
