@@ -184,14 +184,31 @@ async def test_killing_the_server_in_use_mid_command(
     wakeword: int,
     speech: SpeechMaker,
 ) -> None:
-    """The Whisper server in use dies while the person speaks: the light turns on."""
+    """The Whisper server in use dies while the person speaks: the light turns on.
+
+    Two speech-to-text and two text-to-speech servers, as a home with a second
+    machine would have (the second Piper is the first one behind a proxy that
+    lets everything through).
+    """
     hass = voice_hass
     await async_setup_demo_home(hass)
+    second_piper = await FaultProxy(launch.free_port(), piper).async_start()
     entry = await async_add_local_voice(
-        hass, scan_ports, spare_whisper.port, whisper, piper, wakeword
+        hass,
+        scan_ports,
+        spare_whisper.port,
+        whisper,
+        piper,
+        second_piper.port,
+        wakeword,
     )
-    first = _assistant(entry).stt.members[0].provider
-    assert first.port == spare_whisper.port
+    assistant = _assistant(entry)
+    assert [m.provider.port for m in assistant.stt.members] == [
+        spare_whisper.port,
+        whisper,
+    ]
+    assert len(assistant.tts.members) == 2
+    first = assistant.stt.members[0].provider
 
     async def kill_soon() -> None:
         await asyncio.sleep(0.8)  # half a second into the speech
@@ -208,4 +225,7 @@ async def test_killing_the_server_in_use_mid_command(
     assert normalize(run.transcript) == "turn on the kitchen light"
     assert hass.states.get("light.kitchen_light").state == "on"
     assert first.failovers == 1
+    _, answer = await run.async_reply_audio(hass)
+    assert len(answer) > 22050
     assert await hass.config_entries.async_unload(entry.entry_id)
+    await second_piper.async_stop()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+import json
 from typing import Any
 
 from homeassistant.config_entries import (
@@ -84,6 +85,45 @@ async def test_discovery_of_a_server_without_speech(
         DOMAIN, context={"source": SOURCE_ZEROCONF}, data=zeroconf_info(empty.port)
     )
     assert result["reason"] == "no_services"
+
+
+async def test_server_with_an_unusable_info(
+    voice_hass: HomeAssistant, scan_ports: list[int], socket_enabled: None
+) -> None:
+    """An Info of the wrong shape is reported and nothing of it is stored."""
+    hass = voice_hass
+    body = json.dumps({"asr": [{"name": 5}]}).encode()
+
+    async def bad_info(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await reader.readline()
+        header = json.dumps({"type": "info", "data_length": len(body)}).encode()
+        writer.write(header + b"\n" + body)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(bad_info, HOST, 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        scan_ports.append(port)
+        result = await hass.config_entries.flow.async_init(
+            DOMAIN, context={"source": SOURCE_USER}
+        )
+        # The scan skips it.
+        assert result["description_placeholders"]["found"] == "0"
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"host": HOST, "port": port}
+        )
+        assert result["errors"] == {"base": "invalid_info"}
+        discovered = await hass.config_entries.flow.async_init(
+            DOMAIN, context={"source": SOURCE_ZEROCONF}, data=zeroconf_info(port)
+        )
+        assert discovered["reason"] == "invalid_info"
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert hass.config_entries.async_entries(DOMAIN) == []
 
 
 async def test_only_a_wake_word_server(

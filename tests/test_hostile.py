@@ -154,6 +154,23 @@ async def test_malformed_frames(socket_enabled: None, reply: bytes) -> None:
             await client.async_describe(HOST, port)
 
 
+async def test_truncated_frame(socket_enabled: None) -> None:
+    """A frame cut short by a hang-up is a lost connection, not a hang."""
+    reply = json.dumps({"type": "info", "data_length": 100}).encode() + b"\n{"
+
+    async def script(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await reader.readline()
+        writer.write(reply)
+        await writer.drain()
+        writer.close()
+
+    async with scripted(script) as port:
+        with pytest.raises(client.WyomingError, match="mid-event"):
+            await client.async_describe(HOST, port, FAST)
+
+
 async def test_silent_server_times_out(socket_enabled: None) -> None:
     """A server that accepts and never answers is given up on in time.
 

@@ -101,5 +101,3 @@ def parse_info(data: Any) -> Info:
         return Info.from_event(Event(type="info", data=clean))
     except vol.Invalid as err:
         raise InvalidInfoError(f"invalid info: {err}") from err
-    except (KeyError, TypeError, ValueError, AttributeError) as err:
-        raise InvalidInfoError(f"invalid info: {err}") from err
