@@ -9,7 +9,7 @@ a server announces the length of what it sends and could announce anything.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 import contextlib
 from dataclasses import dataclass
 import json
@@ -328,6 +328,17 @@ class _Flood:
             )
 
 
+async def _reply(conn: Connection, wanted: Callable[[str], bool], wait: float) -> Event:
+    """Return the first event of the wanted type; raise on an Error or a flood."""
+    flood = _Flood()
+    while True:
+        event = await conn.read(wait)
+        _raise_if_error(event)
+        if wanted(event.type):
+            return event
+        flood.ignore()
+
+
 async def async_describe(
     host: str, port: int, timeouts: Timeouts = DESCRIBE_TIMEOUTS
 ) -> Info:
@@ -338,16 +349,11 @@ async def async_describe(
             Connection(host, port, timeouts) as conn,
         ):
             await conn.write(Describe().event())
-            flood = _Flood()
-            while True:
-                event = await conn.read(timeouts.first_event)
-                _raise_if_error(event)
-                if Info.is_type(event.type):
-                    try:
-                        return parse_info(event.data)
-                    except InvalidInfoError as err:
-                        raise ProtocolError(_printable(err)) from err
-                flood.ignore()
+            event = await _reply(conn, Info.is_type, timeouts.first_event)
+            try:
+                return parse_info(event.data)
+            except InvalidInfoError as err:
+                raise ProtocolError(_printable(err)) from err
     except TimeoutError as err:
         raise ServerTimeoutError(
             f"{host}:{port} did not describe itself in time"
@@ -378,13 +384,8 @@ async def async_transcribe(
                         AudioChunk(audio=chunk, **_format_fields(audio_format)).event()
                     )
             await conn.write(AudioStop().event())
-            flood = _Flood()
-            while True:
-                event = await conn.read(timeouts.first_event)
-                _raise_if_error(event)
-                if Transcript.is_type(event.type):
-                    return _transcript_text(event)
-                flood.ignore()
+            event = await _reply(conn, Transcript.is_type, timeouts.first_event)
+            return _transcript_text(event)
     except TimeoutError as err:
         raise ServerTimeoutError(f"{host}:{port} did not transcribe in time") from err
 
