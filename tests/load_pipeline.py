@@ -4,10 +4,10 @@ Not part of the suite (the file name keeps pytest from collecting it);
 `scripts/load` runs it. Home Assistant and Local Voice are set up the
 newcomer's way over Piper, two faster-whisper servers and the wake word
 server. For N = 1, 4, 8, 16 it sends N different commands at once (several
-voices), first with the assistant's ordered chain (every command to the first
-Whisper while it is healthy), then pooled (each to the least busy Whisper),
-and prints, per N and mode: successes, and the median and 95th percentile of
-end of audio -> transcript and of the whole run. Every command must succeed.
+voices), first with one Whisper server in the assistant's chain, then with
+both, pooled (each command to the least busy one), and prints, per N and
+setup: successes, and the median and 95th percentile of end of audio ->
+transcript and of the whole run. Every command must succeed.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ async def test_concurrent_commands(
     speech: SpeechMaker,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Every command of every level succeeds, ordered and pooled."""
+    """Every command of every level succeeds, with one server and two pooled."""
     hass = voice_hass
     await async_setup_demo_home(hass)
     entry = await async_add_local_voice(
@@ -89,9 +89,17 @@ async def test_concurrent_commands(
     spoken = [_speech(speech, index) for index in range(max(LEVELS))]
     lines = []
     failures = []
+    both = list(subentry.data["stt_providers"])
+    assert len(both) == 2
     for pooled in (False, True):
         hass.config_entries.async_update_subentry(
-            entry, subentry, data={**subentry.data, "pooled": pooled}
+            entry,
+            subentry,
+            data={
+                **subentry.data,
+                "stt_providers": both if pooled else both[:1],
+                "pooled": pooled,
+            },
         )
         await hass.async_block_till_done()
         subentry = entry.subentries[subentry.subentry_id]
@@ -134,7 +142,8 @@ async def test_concurrent_commands(
                     )
                 )
             lines.append(
-                f"{'pooled ' if pooled else 'ordered'} N={level:2}: {ok}/{level} ok; "
+                f"{'two, pooled' if pooled else 'one server '} N={level:2}: "
+                f"{ok}/{level} ok; "
                 f"end of speech -> transcript p50 {statistics.median(stt):.2f} s "
                 f"p95 {_percentile(stt, 0.95):.2f} s; "
                 f"whole run p50 {statistics.median(total):.2f} s "
