@@ -126,6 +126,54 @@ async def test_server_with_an_unusable_info(
     assert hass.config_entries.async_entries(DOMAIN) == []
 
 
+async def test_misbehaving_servers_on_the_scanned_ports(
+    voice_hass: HomeAssistant,
+    scan_ports: list[int],
+    stubs: Stubs,
+    socket_enabled: None,
+) -> None:
+    """A silent, a garbage and a closing server beside real ones: the form comes
+    at once with the good servers only."""
+    hass = voice_hass
+
+    async def silent(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await reader.read()
+
+    async def garbage(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await reader.readline()
+        writer.write(b"\x00\xffnot wyoming\n")
+        await writer.drain()
+        await reader.read()
+
+    async def closing(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        writer.close()
+
+    stt, tts = await stubs(stt_info()), await stubs(tts_info())
+    servers = [
+        await asyncio.start_server(h, HOST, 0) for h in (silent, garbage, closing)
+    ]
+    try:
+        scan_ports.extend([s.sockets[0].getsockname()[1] for s in servers])
+        scan_ports.extend([stt.port, tts.port])
+        started = asyncio.get_running_loop().time()
+        result = await hass.config_entries.flow.async_init(
+            DOMAIN, context={"source": SOURCE_USER}
+        )
+        assert asyncio.get_running_loop().time() - started < 4
+        assert result["description_placeholders"]["found"] == "2"
+    finally:
+        for server in servers:
+            server.close()
+            server.abort_clients()
+            await server.wait_closed()
+
+
 async def test_only_a_wake_word_server(
     voice_hass: HomeAssistant, scan_ports: list[int], stubs: Stubs
 ) -> None:

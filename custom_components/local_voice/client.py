@@ -99,6 +99,9 @@ class Timeouts:
 
 
 DESCRIBE_TIMEOUTS = Timeouts(connect=3.0, first_event=5.0, total=8.0)
+# Scanning this host's usual ports while the first form waits: a local server
+# answers Describe in milliseconds, so a silent one is not waited on long.
+SCAN_TIMEOUTS = Timeouts(connect=1.0, first_event=2.0, total=3.0)
 
 
 def normalize_model_name(name: str) -> str:

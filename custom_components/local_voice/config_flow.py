@@ -39,7 +39,14 @@ import probatio as vol
 
 from .assistant import AssistantSettings
 from .assistant_flow import AssistantForm, AssistantSteps
-from .client import ProtocolError, WyomingError, async_describe
+from .client import (
+    DESCRIBE_TIMEOUTS,
+    SCAN_TIMEOUTS,
+    ProtocolError,
+    Timeouts,
+    WyomingError,
+    async_describe,
+)
 from .const import (
     CONF_PROVIDERS,
     CONF_UNREACHABLE_MINUTES,
@@ -90,10 +97,12 @@ def normalize_host(host: str) -> str:
     return host.rstrip(".").lower()
 
 
-async def async_probe(host: str, port: int) -> Provider:
+async def async_probe(
+    host: str, port: int, timeouts: Timeouts = DESCRIBE_TIMEOUTS
+) -> Provider:
     """Describe a server and check it offers speech services."""
     try:
-        info = await async_describe(host, port)
+        info = await async_describe(host, port, timeouts)
     except ProtocolError as err:
         _LOGGER.warning(
             "The Wyoming server at %s:%s is not usable: %s", host, port, err
@@ -111,7 +120,7 @@ async def async_probe(host: str, port: int) -> Provider:
 async def async_scan_local() -> list[Provider]:
     """Probe the usual Wyoming ports on this host, all at once."""
     results = await asyncio.gather(
-        *(async_probe(SCAN_HOST, port) for port in DEFAULT_SCAN_PORTS),
+        *(async_probe(SCAN_HOST, port, SCAN_TIMEOUTS) for port in DEFAULT_SCAN_PORTS),
         return_exceptions=True,
     )
     return [r for r in results if isinstance(r, Provider)]
