@@ -113,8 +113,21 @@ async def test_speech_to_text_when_every_server_fails(stubs: Stubs) -> None:
     bad.behaviour.error = "broken"
     other = await stubs(stt_info())
     await other.async_stop()
-    chain = SttChain([await _provider(bad), await _provider(other)])
+    first, last = await _provider(bad), await _provider(other)
+    chain = SttChain([first, last])
     assert await chain.async_transcribe(_live_command(), PCM16K, "en") is None
+    # A failover is counted only where another provider took over.
+    assert (first.provider.failovers, last.provider.failovers) == (1, 0)
+
+
+async def test_nothing_heard_by_the_only_server(stubs: Stubs) -> None:
+    """Silence is no failure: no transcript, no failover counted."""
+    only = await stubs(stt_info())
+    only.behaviour.transcript = ""
+    handle = await _provider(only)
+    chain = SttChain([handle])
+    assert await chain.async_transcribe(_live_command(), PCM16K, "en") is None
+    assert handle.provider.failovers == 0
 
 
 @pytest.mark.parametrize("fault", ["refuse", "error", "stall"])

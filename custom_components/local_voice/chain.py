@@ -151,15 +151,23 @@ class Chain:
 def _failed_over(
     service: str, provider: Provider, reason: object, following: ProviderHandle | None
 ) -> None:
-    """Log and count one failover away from `provider`."""
+    """Log a provider's failure; count it as a failover when another one follows."""
+    if following is None:
+        _LOGGER.warning(
+            "%s at %s failed (%s); no other provider to try",
+            service,
+            provider.address,
+            reason,
+        )
+        return
     provider.failovers += 1
     _LOGGER.info(
-        "%s at %s failed (%s, stall bound %.1f s); %s",
+        "%s at %s failed (%s, stall bound %.1f s); trying %s",
         service,
         provider.address,
         reason,
         provider.stall_bound(),
-        f"trying {following.provider.address}" if following else "no provider left",
+        following.provider.address,
     )
 
 
@@ -191,6 +199,8 @@ class SttChain(Chain):
                 if following is not None and not audio.complete:
                     following = None
                     reason = f"{reason}; the command is too long to replay"
+                if following is None and text is not None:
+                    break  # heard nothing, and nobody else to ask
                 _failed_over("Speech-to-text", handle.provider, reason, following)
                 if following is None:
                     break
