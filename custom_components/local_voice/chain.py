@@ -351,7 +351,10 @@ class TtsChain(Chain):
                     ):
                         if not produced:
                             produced = True
-                            provider.record_answer_time(time.monotonic() - started)
+                            if isinstance(text, str):
+                                # A streamed text's first audio waits on the
+                                # text itself: no measure of the server.
+                                provider.record_answer_time(time.monotonic() - started)
                         yield chunk
                 except ServerError as err:
                     if use_voice is not None and not produced:
