@@ -31,12 +31,13 @@ from .language import base_language, hass_language
 
 # The stall bound: STALL_FACTOR times the recent 95th percentile of answer
 # times plus STALL_MARGIN, at least STALL_FLOOR; STALL_DEFAULT (seconds) until
-# STALL_SAMPLES answers were measured, and never more.
+# STALL_SAMPLES answers were measured (the first request of a fresh server
+# may load its model), and never more.
 STALL_FACTOR = 3.0
 STALL_MARGIN = 1.0
 STALL_FLOOR = 2.0
 STALL_DEFAULT = 15.0
-STALL_SAMPLES = 3
+STALL_SAMPLES = 1
 ANSWER_TIMES_KEPT = 20
 
 # Model names like "tiny.en", "distil-small.en" or "base-en" are English-only.
@@ -311,8 +312,8 @@ class Provider:
         """Return how long to wait for an answer before calling it a stall.
 
         A few times the server's own recent 95th percentile plus a margin,
-        within [STALL_FLOOR, STALL_DEFAULT]; STALL_DEFAULT until enough
-        requests were measured (a first request may load a model). Servers
+        within [STALL_FLOOR, STALL_DEFAULT]; STALL_DEFAULT until an answer
+        was measured. Servers
         answer one request at a time, so with several of this integration's
         requests under way the bound grows with their number.
         """
