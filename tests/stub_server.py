@@ -139,6 +139,8 @@ class Behaviour:
 
     transcript: str = "Turn on the kitchen light."
     stall: bool = False
+    # Seconds to wait before answering.
+    answer_delay: float = 0
     error: str | None = None
     # Hang up after this many audio chunks of a request.
     drop_after_chunks: int | None = None
@@ -198,6 +200,7 @@ class _Handler(AsyncEventHandler):
         if behaviour.error is not None:
             await self.write_event(Error(text=behaviour.error).event())
             return False
+        await asyncio.sleep(behaviour.answer_delay)
         await answer()  # type: ignore[operator]
         return True
 

@@ -120,6 +120,28 @@ async def test_speech_to_text_when_every_server_fails(stubs: Stubs) -> None:
     assert (first.provider.failovers, last.provider.failovers) == (1, 0)
 
 
+async def test_a_slow_server_is_given_up_only_when_another_can_answer(
+    stubs: Stubs,
+) -> None:
+    """Slower than its stall bound: replaced when a second server is there,
+    waited for when it is the only one."""
+    slow, other = await stubs(stt_info()), await stubs(stt_info())
+    slow.behaviour.answer_delay = STALL_FLOOR + 1
+    slow.behaviour.transcript = "Turn off the kitchen light."
+    first = await _provider(slow)
+    assert first.provider.stall_bound() == STALL_FLOOR
+    both = SttChain([first, await _provider(other)])
+    assert (
+        await both.async_transcribe(_live_command(), PCM16K, "en")
+        == "Turn on the kitchen light."
+    )
+    alone = SttChain([first])
+    assert (
+        await alone.async_transcribe(_live_command(), PCM16K, "en")
+        == "Turn off the kitchen light."
+    )
+
+
 async def test_nothing_heard_by_the_only_server(stubs: Stubs) -> None:
     """Silence is no failure: no transcript, no failover counted."""
     only = await stubs(stt_info())

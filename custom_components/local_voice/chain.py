@@ -38,7 +38,7 @@ from .client import (
 )
 from .const import DOMAIN
 from .language import base_language
-from .provider import Provider, WakeWord
+from .provider import STALL_DEFAULT, Provider, WakeWord
 from .replay import Recent, Replay, close_all
 
 _LOGGER = logging.getLogger(__name__)
@@ -148,6 +148,16 @@ class Chain:
         return candidates
 
 
+def _patience(provider: Provider, last: bool) -> float:
+    """Return how long to wait for a provider before giving up on it.
+
+    Its stall bound while another provider could take over; with none left,
+    giving up early would only lose the request, so the wait is generous.
+    """
+    bound = provider.stall_bound()
+    return max(bound, STALL_DEFAULT) if last else bound
+
+
 def _failed_over(
     service: str, provider: Provider, reason: object, following: ProviderHandle | None
 ) -> None:
@@ -192,7 +202,7 @@ class SttChain(Chain):
                     candidates[index + 1] if index + 1 < len(candidates) else None
                 )
                 text, reason = await self._attempt(
-                    handle, audio, audio_format, language
+                    handle, audio, audio_format, language, last=following is None
                 )
                 if text:
                     return text
@@ -214,6 +224,8 @@ class SttChain(Chain):
         audio: Replay[bytes],
         audio_format: AudioFormat,
         language: str,
+        *,
+        last: bool,
     ) -> tuple[str | None, str]:
         """Send the command to one provider; return the text or why there is none."""
         provider = handle.provider
@@ -230,7 +242,7 @@ class SttChain(Chain):
                 audio_format,
                 language=base_language(language),
                 model=model.name if model else None,
-                timeouts=Timeouts(first_event=provider.stall_bound()),
+                timeouts=Timeouts(first_event=_patience(provider, last)),
             )
         except WyomingError as err:
             handle.report_request(started, err)
@@ -289,7 +301,9 @@ class TtsChain(Chain):
                     candidates[index + 1] if index + 1 < len(candidates) else None
                 )
                 provider = handle.provider
-                attempt = self._attempt(handle, source, voice, speaker, fallback)
+                attempt = self._attempt(
+                    handle, source, voice, speaker, fallback, last=following is None
+                )
                 produced = False
                 try:
                     async for chunk in attempt:
@@ -318,6 +332,8 @@ class TtsChain(Chain):
         voice: str | None,
         speaker: str | None,
         fallback: bool,
+        *,
+        last: bool,
     ) -> AsyncGenerator[AudioChunk]:
         """Yield one provider's audio; raise WyomingError when it fails first."""
         provider = handle.provider
@@ -347,7 +363,7 @@ class TtsChain(Chain):
                         source,
                         voice=use_voice,
                         speaker=speaker if use_voice else None,
-                        timeouts=Timeouts(first_event=provider.stall_bound()),
+                        timeouts=Timeouts(first_event=_patience(provider, last)),
                     ):
                         if not produced:
                             produced = True
@@ -433,7 +449,10 @@ class WakeChain(Chain):
                         names=[word.model if word else wake_word_id]
                         if wake_word_id
                         else None,
-                        timeouts=Timeouts(first_event=provider.stall_bound(), total=0),
+                        timeouts=Timeouts(
+                            first_event=_patience(provider, following is None),
+                            total=0,
+                        ),
                     )
                 except WyomingError as err:
                     handle.report_request(started, err)
