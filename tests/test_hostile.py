@@ -112,14 +112,19 @@ async def _audio(seconds: float = 0.2) -> AsyncIterator[bytes]:
         yield bytes(320)
 
 
-def _reply_after_first_line(reply: bytes) -> Script:
+def _reply_after_first_line(reply: bytes, *, hang_up: bool = False) -> Script:
+    """Answer the request with `reply`; then wait, or hang up when asked."""
+
     async def script(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         await reader.readline()
         writer.write(reply)
         await writer.drain()
-        await reader.read()
+        if hang_up:
+            writer.close()
+        else:
+            await reader.read()
 
     return script
 
@@ -157,16 +162,7 @@ async def test_malformed_frames(socket_enabled: None, reply: bytes) -> None:
 async def test_truncated_frame(socket_enabled: None) -> None:
     """A frame cut short by a hang-up is a lost connection, not a hang."""
     reply = json.dumps({"type": "info", "data_length": 100}).encode() + b"\n{"
-
-    async def script(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        await reader.readline()
-        writer.write(reply)
-        await writer.drain()
-        writer.close()
-
-    async with scripted(script) as port:
+    async with scripted(_reply_after_first_line(reply, hang_up=True)) as port:
         with pytest.raises(client.WyomingError, match="mid-event"):
             await client.async_describe(HOST, port, FAST)
 
