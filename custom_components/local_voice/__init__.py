@@ -7,13 +7,14 @@ import asyncio
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryNotReady
-from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import config_validation as cv, entity_registry as er
 from homeassistant.helpers.typing import ConfigType
 
 from .assistant import Assistant
 from .const import DOMAIN, SUBENTRY_ASSISTANT, SUBENTRY_PROVIDER
 from .coordinator import LocalVoiceConfigEntry, LocalVoiceData, ProviderCoordinator
 from .pipeline import DATA_PIPELINES, PipelineManager
+from .privacy import PrivacyAudit
 from .provider import Provider, provider_title
 from .sync import async_sync_assistant
 
@@ -59,7 +60,24 @@ async def async_setup_entry(hass: HomeAssistant, entry: LocalVoiceConfigEntry) -
         for subentry in entry.subentries.values()
         if subentry.subentry_type == SUBENTRY_ASSISTANT
     }
-    entry.runtime_data = LocalVoiceData(coordinators, assistants)
+
+    def providers_of(entity_id: str) -> list[Provider]:
+        """Return the servers behind one of this entry's speech entities."""
+        registered = er.async_get(hass).async_get(entity_id)
+        subentry_id = registered.config_subentry_id if registered else None
+        if registered is None or subentry_id is None:
+            return []
+        if subentry_id in coordinators:
+            return [coordinators[subentry_id].provider]
+        if (assistant := assistants.get(subentry_id)) is None:
+            return []
+        chain = {"stt": assistant.stt, "tts": assistant.tts}.get(
+            registered.domain, assistant.wake
+        )
+        return [member.provider for member in chain.members]
+
+    audit = PrivacyAudit(hass, entry, providers_of)
+    entry.runtime_data = LocalVoiceData(coordinators, assistants, audit)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
 
     manager = hass.data[DATA_PIPELINES]
@@ -67,6 +85,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: LocalVoiceConfigEntry) -
     for assistant in assistants.values():
         await async_sync_assistant(hass, assistant)
     entry.async_on_unload(manager.async_listen())
+    entry.async_on_unload(audit.async_start())
 
     @callback
     def offer_changed(provider_id: str) -> None:

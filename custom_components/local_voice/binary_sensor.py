@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from homeassistant.components.binary_sensor import (
     BinarySensorEntity,
     BinarySensorEntityDescription,
@@ -12,7 +14,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import LocalVoiceConfigEntry
-from .entity import ProviderEntity, async_add_provider_entities
+from .entity import ProviderEntity, assistant_device, async_add_provider_entities
 
 PARALLEL_UPDATES = 0
 
@@ -28,12 +30,16 @@ async def async_setup_entry(
     entry: LocalVoiceConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add a connectivity sensor per provider."""
+    """Add a connectivity sensor per provider, a "stays local" one per assistant."""
     async_add_provider_entities(
         entry,
         async_add_entities,
         lambda coordinator: [ProviderConnectivity(coordinator, CONNECTIVITY)],
     )
+    for subentry_id in entry.runtime_data.assistants:
+        async_add_entities(
+            [AssistantStaysLocal(entry, subentry_id)], config_subentry_id=subentry_id
+        )
 
 
 class ProviderConnectivity(ProviderEntity, BinarySensorEntity):
@@ -48,3 +54,42 @@ class ProviderConnectivity(ProviderEntity, BinarySensorEntity):
     def is_on(self) -> bool:
         """Return True when the server is up."""
         return self.coordinator.provider.available
+
+
+class AssistantStaysLocal(BinarySensorEntity):
+    """On while nothing of the assistant's voice leaves the home.
+
+    Its attributes name the stages that do (cloud_stages) and the servers
+    reached over the network without encryption (notes).
+    """
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+    _attr_translation_key = "stays_local"
+
+    def __init__(self, entry: LocalVoiceConfigEntry, subentry_id: str) -> None:
+        """Attach to the assistant's device."""
+        self._audit = entry.runtime_data.audit
+        self._subentry_id = subentry_id
+        self._attr_unique_id = f"{subentry_id}-stays_local"
+        self._attr_device_info = assistant_device(entry.subentries[subentry_id])
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the audit."""
+        await super().async_added_to_hass()
+        self.async_on_remove(self._audit.async_add_listener(self.async_write_ha_state))
+
+    @property
+    def is_on(self) -> bool | None:
+        """Return True when every stage stays in the home."""
+        report = self._audit.reports.get(self._subentry_id)
+        return report.local if report else None
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """Return the stages that leave the home, and the notes."""
+        report = self._audit.reports.get(self._subentry_id)
+        if report is None:
+            return {}
+        data = report.as_dict()
+        return {"cloud_stages": data["cloud_stages"], "notes": data["notes"]}

@@ -22,6 +22,7 @@ from .const import (
     DOMAIN,
     PROBE_INTERVAL,
 )
+from .privacy import PrivacyAudit
 from .provider import Provider
 
 _LOGGER = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class LocalVoiceData:
 
     providers: dict[str, ProviderCoordinator]
     assistants: dict[str, Assistant]
+    audit: PrivacyAudit
 
 
 type LocalVoiceConfigEntry = ConfigEntry[LocalVoiceData]

@@ -14,6 +14,7 @@ from homeassistant.core import HomeAssistant
 
 from .coordinator import LocalVoiceConfigEntry
 from .pipeline import pipeline_manager
+from .privacy import Report
 from .provider import Provider
 
 # Pipeline fields that carry a name the user chose or an entity id made from it.
@@ -65,6 +66,19 @@ def _provider(label: str, provider: Provider) -> dict[str, Any]:
     }
 
 
+def _privacy(report: Report | None) -> dict[str, Any] | None:
+    """Return an audit without engine ids or hosts: stages and verdicts only."""
+    if report is None:
+        return None
+    return {
+        "local": report.local,
+        "cloud_stages": sorted({f.stage for f in report.findings if f.cloud}),
+        "unencrypted_network_stages": sorted(
+            {f.stage for f in report.findings if not f.cloud}
+        ),
+    }
+
+
 async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: LocalVoiceConfigEntry
 ) -> dict[str, Any]:
@@ -79,8 +93,10 @@ async def async_get_config_entry_diagnostics(
         for key in ("stt_providers", "tts_providers", "wake_providers"):
             settings[key] = [position.get(pid, "removed") for pid in settings[key]]
         record = manager.records.get(subentry_id)
+        report = data.audit.reports.get(subentry_id)
         assistants.append(
             {
+                "privacy": _privacy(report),
                 "settings": async_redact_data(settings, TO_REDACT),
                 "available": {
                     "stt": assistant.stt.available,
@@ -97,6 +113,7 @@ async def async_get_config_entry_diagnostics(
             }
         )
     return {
+        "preferred_pipeline_privacy": _privacy(data.audit.preferred),
         "providers": [
             _provider(position[pid], coordinator.provider)
             for pid, coordinator in data.providers.items()
