@@ -7,6 +7,7 @@ this module as `python -m scripts.develop` from the project folder:
     scripts/develop --check    set up, verify, stop; exit 0 only if it all works
     scripts/develop --keep     reuse .develop/config (users, entries) of the last run
     scripts/develop --port N   serve Home Assistant on port N instead of 8123
+    scripts/develop --lan      serve it on every interface, not only 127.0.0.1
 
 Everything goes through Home Assistant's public REST and websocket APIs, as
 the frontend does: onboarding, areas, exposure, and Local Voice's own config
@@ -136,11 +137,18 @@ def stored_port() -> int | None:
     path = CONFIG_DIR / ".storage" / "http"
     if not path.exists():
         return None
-    return int(json.loads(path.read_text())["data"]["stable"]["server_port"])
+    data = json.loads(path.read_text())["data"]
+    return int(data.get("stable", data)["server_port"])
 
 
-def prepare_config(keep: bool, port: int) -> None:
-    """Write the config dir, with Local Voice linked in as HACS would place it."""
+def prepare_config(keep: bool, port: int, lan: bool) -> None:
+    """Write the config dir, with Local Voice linked in as HACS would place it.
+
+    Home Assistant keeps its HTTP settings in `.storage/http`; a first start
+    finds them there (in the store's first format, which it migrates),
+    listening on 127.0.0.1 only unless `lan` asks for every interface: the
+    demo has a fixed password.
+    """
     if keep and (old := stored_port()) not in (None, port):
         raise SetupError(
             f"{CONFIG_DIR} was made for port {old}; run without --keep to change it"
@@ -151,6 +159,15 @@ def prepare_config(keep: bool, port: int) -> None:
     (CONFIG_DIR / "configuration.yaml").write_text(
         yaml.safe_dump(configuration(), sort_keys=False, allow_unicode=True)
     )
+    http_store = CONFIG_DIR / ".storage" / "http"
+    if not http_store.exists():
+        http_store.parent.mkdir(parents=True, exist_ok=True)
+        settings: dict[str, Any] = {"server_port": port}
+        if not lan:
+            settings["server_host"] = ["127.0.0.1"]
+        http_store.write_text(
+            json.dumps({"version": 1, "key": "http", "data": settings}, indent=2)
+        )
     link = CONFIG_DIR / "custom_components" / "local_voice"
     link.parent.mkdir(exist_ok=True)
     if not link.is_symlink():
@@ -607,10 +624,10 @@ def missing_modules() -> set[str]:
     return set(re.findall(r"No module named '([^']+)'", text)) - EXPECTED_MISSING
 
 
-def print_welcome(port: int) -> None:
+def print_welcome(port: int, lan: bool) -> None:
     """Tell the user where to go and what to try."""
     urls = [f"http://127.0.0.1:{port}"]
-    if address := lan_address():
+    if lan and (address := lan_address()):
         urls.append(f"http://{address}:{port}")
     print(
         "\n"
@@ -649,7 +666,7 @@ async def run(args: argparse.Namespace, hass: subprocess.Popen[bytes]) -> None:
     say("Verified: the pipeline, a typed command and a spoken one work")
     if args.check:
         return
-    print_welcome(args.port)
+    print_welcome(args.port, args.lan)
     while hass.poll() is None:  # noqa: ASYNC110 (a Popen has no awaitable exit)
         await asyncio.sleep(1)
     raise SetupError(f"Home Assistant exited ({hass.returncode}); see {HA_LOG}")
@@ -668,6 +685,11 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="verify, then stop")
     parser.add_argument("--keep", action="store_true", help="keep .develop/config")
     parser.add_argument("--port", type=int, default=8123, help="Home Assistant's port")
+    parser.add_argument(
+        "--lan",
+        action="store_true",
+        help="serve Home Assistant on every interface, not only 127.0.0.1",
+    )
     # scripts/develop forwards SIGTERM to the pid written here.
     parser.add_argument("--pid-file", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -680,7 +702,7 @@ def main() -> int:
     status = 0
     try:
         DEVELOP.mkdir(exist_ok=True)
-        prepare_config(args.keep, args.port)
+        prepare_config(args.keep, args.port, args.lan)
         say("Starting the speech servers")
         servers = start_servers()
         say(f"Starting Home Assistant on port {args.port} (log: {HA_LOG})")

@@ -39,7 +39,9 @@ async def test_turn_on_the_kitchen_light(
     """Speech in, light on, spoken answer out."""
     hass = home
     assert hass.states.get("light.kitchen_light").state == "off"
-    run = await async_run_speech(hass, speech.piper("Turn on the kitchen light."))
+    # espeak-ng says it the same way every time; Piper samples noise, and now
+    # and then Whisper hears that sample as "kitchen white" (seen here).
+    run = await async_run_speech(hass, speech.espeak("Turn on the kitchen light."))
     assert run.errors == []
     assert normalize(run.transcript) == "turn on the kitchen light"
     assert hass.states.get("light.kitchen_light").state == "on"
@@ -98,7 +100,7 @@ async def test_websocket_run_like_the_frontend(
     event = (await client.receive_json())["event"]
     assert event["type"] == "run-start"
     handler = event["data"]["runner_data"]["stt_binary_handler_id"]
-    utterance = silence(0.5) + speech.piper("Turn on the kitchen light.")
+    utterance = silence(0.5) + speech.espeak("Turn on the kitchen light.")
     for chunk in utterance.chunks(size=1024, tail_silence=1.0):
         await client.send_bytes(bytes([handler]) + chunk)
     await client.send_bytes(bytes([handler]))

@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+import logging
+from pathlib import Path
+from typing import Any
+
+from homeassistant.components import tts
+from homeassistant.components.assist_pipeline import (
+    PipelineEventType,
+    async_pipeline_from_audio_stream,
+)
 from homeassistant.components.assist_pipeline.pipeline import (
     Pipeline,
+    PipelineStage,
     async_get_pipelines,
     async_update_pipeline,
 )
+from homeassistant.components.assist_pipeline.runtime import KEY_ASSIST_PIPELINE
 from homeassistant.components.repairs import repairs_flow_manager
-from homeassistant.core import HomeAssistant
+from homeassistant.config_entries import SOURCE_ZEROCONF
+from homeassistant.core import Context, HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
 import pytest
+from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
 from custom_components.local_voice.const import DOMAIN, SUBENTRY_ASSISTANT
 from custom_components.local_voice.privacy import (
@@ -21,8 +39,11 @@ from custom_components.local_voice.privacy import (
     host_stays_home,
 )
 from custom_components.local_voice.provider import Provider
-from tests.common import entity_id
+from scripts.demo_home import async_setup_demo_home
+from scripts.speech import SpeechMaker
+from tests.common import async_add_local_voice, entity_id, zeroconf_info
 from tests.conftest import StubHome
+from tests.pipeline_helpers import Run, async_run_speech, english_metadata
 from tests.stub_server import stt_info
 
 
@@ -122,3 +143,181 @@ async def test_servers_on_the_network(
     report = audit_pipeline(hass, pipeline, lambda _engine: [public])
     assert not report.local
     assert report.as_dict()["cloud_stages"]
+
+
+async def _speak_through_cache(
+    hass: HomeAssistant, pipeline: Pipeline, text: str
+) -> None:
+    """Have Home Assistant's TTS say `text` with the pipeline's voice."""
+    assert pipeline.tts_engine is not None
+    stream = tts.async_create_stream(
+        hass, pipeline.tts_engine, pipeline.tts_language, {}
+    )
+    stream.async_set_message(text)
+    audio = b"".join([chunk async for chunk in stream.async_stream_result()])
+    assert audio
+    await hass.async_block_till_done()
+
+
+def _files_mentioning(folder: Path, *needles: bytes) -> list[Path]:
+    return [
+        path
+        for path in folder.rglob("*")
+        if path.is_file() and any(n in path.read_bytes() for n in needles)
+    ]
+
+
+async def _command(hass: HomeAssistant, pipeline_id: str) -> Run:
+    run = Run()
+
+    async def audio() -> AsyncIterator[bytes]:
+        for _ in range(50):
+            yield bytes(320)
+
+    await async_pipeline_from_audio_stream(
+        hass,
+        context=Context(),
+        event_callback=run.events.append,
+        stt_metadata=english_metadata(),
+        stt_stream=audio(),
+        pipeline_id=pipeline_id,
+        start_stage=PipelineStage.STT,
+        end_stage=PipelineStage.TTS,
+    )
+    return run
+
+
+async def test_nothing_kept_after_a_command(
+    voice_hass: HomeAssistant, stub_home: StubHome, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the defaults: the run leaves the debug history when it ends, the
+    reply leaves the TTS cache within 60 s, no file mentions either, and no
+    log line above DEBUG carries the transcript."""
+    hass = voice_hass
+    pipeline = _ours(hass)
+    caplog.set_level(logging.INFO)
+    run = await _command(hass, pipeline.id)
+    assert run.transcript == "Turn on the kitchen light."
+    answer = run.answer
+    output = run.first(PipelineEventType.TTS_END)["tts_output"]
+    stream = tts.async_get_stream(hass, output["token"])
+    assert stream is not None
+    assert b"".join([c async for c in stream.async_stream_result()])
+    await hass.async_block_till_done()
+    await asyncio.sleep(1.2)  # the run's end is noticed within half a second
+    debug = hass.data[KEY_ASSIST_PIPELINE].pipeline_debug
+    assert not debug.get(pipeline.id)
+
+    # The same reply through the cache, as a media player would have it.
+    await _speak_through_cache(hass, pipeline, answer)
+    config = Path(hass.config.config_dir)
+    assert list((config / "tts").glob("*tts.local_voice*"))
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=61))
+    await hass.async_block_till_done()
+    assert not list((config / "tts").glob("*"))
+    assert _files_mentioning(config, b"kitchen light", answer.encode()) == []
+    assert [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno > logging.DEBUG and "kitchen light" in r.getMessage()
+    ] == []
+
+
+@pytest.fixture
+async def recording(hass: HomeAssistant, tmp_path: Path) -> Path:
+    """Home Assistant configured to record every command (set up first)."""
+    folder = tmp_path / "recordings"
+    assert await async_setup_component(hass, "homeassistant", {})
+    assert await async_setup_component(
+        hass,
+        "assist_pipeline",
+        {"assist_pipeline": {"debug_recording_dir": str(folder)}},
+    )
+    return folder
+
+
+async def test_recordings_are_reported_and_purged(
+    recording: Path, voice_hass: HomeAssistant, stub_home: StubHome
+) -> None:
+    """A repair says commands are recorded; purge removes all that was kept."""
+    hass = voice_hass
+    assert ir.async_get(hass).async_get_issue(DOMAIN, "debug_recording") is not None
+    entry = stub_home.entry
+    subentry = next(
+        s for s in entry.subentries.values() if s.subentry_type == SUBENTRY_ASSISTANT
+    )
+    hass.config_entries.async_update_subentry(
+        entry,
+        subentry,
+        data={**subentry.data, "keep_debug_runs": True, "tts_cache_seconds": 3600},
+    )
+    await hass.async_block_till_done()
+    pipeline = _ours(hass)
+    await _command(hass, pipeline.id)
+    await _speak_through_cache(hass, pipeline, "The light is on.")
+    await asyncio.sleep(1.2)
+    assert hass.data[KEY_ASSIST_PIPELINE].pipeline_debug.get(pipeline.id)
+    assert list(recording.rglob("*.wav"))
+
+    result = await hass.services.async_call(
+        DOMAIN, "purge", {}, blocking=True, return_response=True
+    )
+    assert result["debug_runs"] >= 1
+    assert result["tts_cache_files"] >= 1
+    assert result["debug_recordings"] >= 1
+    assert not hass.data[KEY_ASSIST_PIPELINE].pipeline_debug.get(pipeline.id)
+    assert not list(recording.rglob("*.wav"))
+    assert not list((Path(hass.config.config_dir) / "tts").glob("*"))
+
+
+async def test_offline_proof(
+    voice_hass: HomeAssistant,
+    scan_ports: list[int],
+    piper: int,
+    whisper: int,
+    wakeword: int,
+    speech: SpeechMaker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Setup, discovery and "Alexa, turn on the kitchen light" with only loopback.
+
+    The test plugin refuses every connection that is not to 127.0.0.1; on top,
+    every connection this process opens is recorded, and each must be to the
+    loopback.
+    """
+    hass = voice_hass
+    loop = asyncio.get_running_loop()
+    opened: list[str] = []
+    create_connection = loop.create_connection
+
+    async def recording(*args: Any, **kwargs: Any) -> Any:
+        opened.append(str(kwargs.get("host", args[1] if len(args) > 1 else "")))
+        return await create_connection(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "create_connection", recording)
+    await async_setup_demo_home(hass)
+    await async_add_local_voice(hass, scan_ports, piper, whisper, wakeword)
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=zeroconf_info(whisper)
+    )
+    assert result["reason"] == "already_configured"
+    run = await async_run_speech(
+        hass, speech.piper("Alexa, turn on the kitchen light."), wake_word=True
+    )
+    assert run.errors == []
+    assert hass.states.get("light.kitchen_light").state == "on"
+    assert opened
+    assert {host for host in opened if not host_is_loopback(host)} == set()
+
+
+async def test_purge_needs_local_voice_loaded(
+    voice_hass: HomeAssistant, stub_home: StubHome
+) -> None:
+    """A translated error, and nothing done, while Local Voice is not loaded."""
+    hass = voice_hass
+    assert await hass.config_entries.async_unload(stub_home.entry.entry_id)
+    with pytest.raises(ServiceValidationError) as raised:
+        await hass.services.async_call(
+            DOMAIN, "purge", {}, blocking=True, return_response=True
+        )
+    assert raised.value.translation_key == "not_loaded"

@@ -7,7 +7,11 @@ import asyncio
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryNotReady
-from homeassistant.helpers import config_validation as cv, entity_registry as er
+from homeassistant.helpers import (
+    config_validation as cv,
+    entity_registry as er,
+    issue_registry as ir,
+)
 from homeassistant.helpers.typing import ConfigType
 
 from .assistant import Assistant
@@ -16,7 +20,9 @@ from .coordinator import LocalVoiceConfigEntry, LocalVoiceData, ProviderCoordina
 from .pipeline import DATA_PIPELINES, PipelineManager
 from .privacy import PrivacyAudit
 from .provider import Provider, provider_title
-from .sync import async_sync_assistant
+from .retention import DATA_RETENTION, Kept, Retention, debug_recording_dir
+from .services import async_setup_services
+from .sync import assistant_entity_id, async_sync_assistant
 
 PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
@@ -28,10 +34,13 @@ PLATFORMS: list[Platform] = [
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
+ISSUE_DEBUG_RECORDING = "debug_recording"
+
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Load what is remembered of the assistants' pipelines, once."""
+    """Load what is remembered of the assistants' pipelines; register the actions."""
     hass.data[DATA_PIPELINES] = await PipelineManager.async_load(hass)
+    async_setup_services(hass)
     return True
 
 
@@ -75,6 +84,47 @@ async def async_setup_entry(hass: HomeAssistant, entry: LocalVoiceConfigEntry) -
             registered.domain, assistant.wake
         )
         return [member.provider for member in chain.members]
+
+    def kept() -> list[Kept]:
+        """Return what each assistant allows to be kept, with its pipeline."""
+        manager = hass.data[DATA_PIPELINES]
+        result = []
+        for subentry_id, assistant in assistants.items():
+            pipeline_id = manager.pipeline_id(subentry_id)
+            if pipeline_id is None:
+                continue
+            settings = assistant.settings
+            result.append(
+                Kept(
+                    pipeline_id=pipeline_id,
+                    pipeline_name=settings.name,
+                    tts_engine=assistant_entity_id(hass, "tts", subentry_id),
+                    tts_seconds=settings.tts_cache_seconds,
+                    keep_runs=settings.keep_debug_runs,
+                )
+            )
+        return result
+
+    retention = Retention(hass, kept)
+    hass.data[DATA_RETENTION] = retention
+
+    @callback
+    def stop_retention() -> None:
+        retention.async_stop()
+        hass.data.pop(DATA_RETENTION, None)
+
+    entry.async_on_unload(stop_retention)
+    if debug_recording_dir(hass):
+        ir.async_create_issue(
+            hass,
+            DOMAIN,
+            ISSUE_DEBUG_RECORDING,
+            is_fixable=False,
+            severity=ir.IssueSeverity.WARNING,
+            translation_key=ISSUE_DEBUG_RECORDING,
+        )
+    else:
+        ir.async_delete_issue(hass, DOMAIN, ISSUE_DEBUG_RECORDING)
 
     audit = PrivacyAudit(hass, entry, providers_of)
     entry.runtime_data = LocalVoiceData(coordinators, assistants, audit)

@@ -35,6 +35,9 @@ CONF_PREFER_LOCAL_INTENTS = "prefer_local_intents"
 CONF_PREFERRED = "preferred"
 CONF_POOLED = "pooled"
 CONF_KNOWN_PROVIDERS = "known_providers"
+CONF_KEEP_DEBUG_RUNS = "keep_debug_runs"
+CONF_TTS_CACHE_SECONDS = "tts_cache_seconds"
+DEFAULT_TTS_CACHE_SECONDS = 60
 
 DEFAULT_NAME = "Local Voice"
 DEFAULT_AGENT = conversation.HOME_ASSISTANT_AGENT
@@ -79,6 +82,10 @@ class AssistantSettings:
     # later joins the chains of the services it offers. None (settings from
     # 0.1) means every provider was known.
     known_providers: tuple[str, ...] | None = None
+    # Private by default: runs leave the debug history when they end, replies
+    # leave the TTS cache after this many seconds.
+    keep_debug_runs: bool = False
+    tts_cache_seconds: int = DEFAULT_TTS_CACHE_SECONDS
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> AssistantSettings:
@@ -99,6 +106,10 @@ class AssistantSettings:
                 tuple(data[CONF_KNOWN_PROVIDERS])
                 if data.get(CONF_KNOWN_PROVIDERS) is not None
                 else None
+            ),
+            keep_debug_runs=data.get(CONF_KEEP_DEBUG_RUNS, False),
+            tts_cache_seconds=int(
+                data.get(CONF_TTS_CACHE_SECONDS, DEFAULT_TTS_CACHE_SECONDS)
             ),
         )
 

@@ -27,16 +27,19 @@ import probatio as vol
 from .assistant import (
     CHECK_TIMEOUT,
     CONF_CONVERSATION_ENGINE,
+    CONF_KEEP_DEBUG_RUNS,
     CONF_POOLED,
     CONF_PREFER_LOCAL_INTENTS,
     CONF_PREFERRED,
     CONF_STT_PROVIDERS,
+    CONF_TTS_CACHE_SECONDS,
     CONF_TTS_PROVIDERS,
     CONF_VOICE,
     CONF_WAKE_PROVIDERS,
     CONF_WAKE_WORD,
     DEFAULT_AGENT,
     DEFAULT_NAME,
+    DEFAULT_TTS_CACHE_SECONDS,
     AssistantSettings,
     LanguageCheck,
     agent_languages,
@@ -154,6 +157,24 @@ class AssistantForm:
             vol.Required(
                 CONF_POOLED, default=current.pooled if current else False
             ): bool,
+            vol.Required(
+                CONF_KEEP_DEBUG_RUNS,
+                default=current.keep_debug_runs if current else False,
+            ): bool,
+            vol.Required(
+                CONF_TTS_CACHE_SECONDS,
+                default=(
+                    current.tts_cache_seconds if current else DEFAULT_TTS_CACHE_SECONDS
+                ),
+            ): selector.NumberSelector(
+                selector.NumberSelectorConfig(
+                    min=0,
+                    max=86400,
+                    step=1,
+                    unit_of_measurement="s",
+                    mode=selector.NumberSelectorMode.BOX,
+                )
+            ),
         }
         return vol.Schema(fields)
 
@@ -268,6 +289,10 @@ class AssistantForm:
             preferred=draft[CONF_PREFERRED],
             pooled=draft.get(CONF_POOLED, False),
             known_providers=tuple(self.providers),
+            keep_debug_runs=draft.get(CONF_KEEP_DEBUG_RUNS, False),
+            tts_cache_seconds=int(
+                draft.get(CONF_TTS_CACHE_SECONDS, DEFAULT_TTS_CACHE_SECONDS)
+            ),
         )
         return {}
 

@@ -12,6 +12,7 @@ from wyoming.audio import AudioFormat
 from .chain import SttChain
 from .coordinator import LocalVoiceConfigEntry
 from .entity import LocalVoiceEntity, async_add_speech_entities
+from .retention import note_used
 
 PARALLEL_UPDATES = 0
 
@@ -71,6 +72,7 @@ class LocalVoiceSttEntity(LocalVoiceEntity[SttChain], stt.SpeechToTextEntity):
         self, metadata: stt.SpeechMetadata, stream: AsyncIterable[bytes]
     ) -> stt.SpeechResult:
         """Stream the audio to the server and return its transcript."""
+        note_used(self.hass)
         text = await self.chain.async_transcribe(
             stream,
             AudioFormat(

@@ -19,6 +19,7 @@ from .const import DOMAIN
 from .coordinator import LocalVoiceConfigEntry
 from .entity import LocalVoiceEntity, async_add_speech_entities
 from .language import base_language
+from .retention import note_spoken
 
 ATTR_SPEAKER = "speaker"
 PARALLEL_UPDATES = 0
@@ -112,6 +113,7 @@ class LocalVoiceTtsEntity(LocalVoiceEntity[TtsChain], tts.TextToSpeechEntity):
             raise HomeAssistantError(
                 translation_domain=DOMAIN, translation_key="tts_no_audio"
             )
+        note_spoken(self.hass, self.entity_id)
         return "wav", wav_file(chunks)
 
     async def async_stream_tts_audio(
@@ -130,5 +132,6 @@ class LocalVoiceTtsEntity(LocalVoiceEntity[TtsChain], tts.TextToSpeechEntity):
                     header_sent = True
                     yield wav_header(chunk)
                 yield chunk.audio
+            note_spoken(self.hass, self.entity_id)
 
         return TTSAudioResponse("wav", data())

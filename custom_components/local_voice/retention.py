@@ -1,0 +1,221 @@
+"""Nothing kept: replies leave the TTS cache, runs leave the debug history.
+
+Home Assistant keeps what a voice assistant did: each text-to-speech reply in
+its cache (in memory and as a file under `<config>/tts/`, whose name and tags
+carry the text), the last runs of each pipeline with their transcripts, and,
+with `assist_pipeline: debug_recording_dir:`, every command as audio. For the
+assistants of this integration the reply files are removed from the cache a
+short time after they were spoken (60 s unless the assistant keeps them longer;
+Home Assistant's memory cache empties itself within minutes) and
+finished runs leave the debug history as soon as they end (unless the
+assistant keeps them). `async_purge` removes all of it at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+import logging
+from pathlib import Path
+import shutil
+
+from homeassistant.components.assist_pipeline.const import (
+    CONF_DEBUG_RECORDING_DIR,
+    DATA_CONFIG,
+)
+from homeassistant.components.assist_pipeline.pipeline import PipelineEventType
+from homeassistant.components.assist_pipeline.runtime import KEY_ASSIST_PIPELINE
+from homeassistant.components.tts.const import DATA_TTS_MANAGER
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers.event import async_call_later
+from homeassistant.util.hass_dict import HassKey
+
+from .const import DOMAIN
+
+_LOGGER = logging.getLogger(__name__)
+
+DATA_RETENTION: HassKey[Retention] = HassKey(f"{DOMAIN}_retention")
+# While a run of one of our pipelines is under way, look this often whether it
+# ended, for at most WATCH_LIMIT seconds.
+WATCH_INTERVAL = 0.5
+WATCH_LIMIT = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """What one assistant allows to be kept."""
+
+    pipeline_id: str
+    pipeline_name: str
+    tts_engine: str | None
+    tts_seconds: int
+    keep_runs: bool
+
+
+def debug_recording_dir(hass: HomeAssistant) -> str | None:
+    """Return Home Assistant's debug recording folder, when one is set."""
+    config = hass.data.get(DATA_CONFIG) or {}
+    folder = config.get(CONF_DEBUG_RECORDING_DIR)
+    return str(folder) if folder else None
+
+
+async def async_forget_replies(hass: HomeAssistant, engines: set[str]) -> int:
+    """Remove the cached reply files of these engines; return how many."""
+    manager = hass.data.get(DATA_TTS_MANAGER)
+    if manager is None or not engines:
+        return 0
+    # Files only: the memory cache may still be serving a reply, and Home
+    # Assistant empties it by itself within minutes.
+    suffixes = tuple(f"_{engine}".lower() for engine in engines)
+    files = [
+        Path(manager.cache_dir) / manager.file_cache.pop(key)
+        for key in [k for k in manager.file_cache if k.endswith(suffixes)]
+    ]
+
+    def remove() -> int:
+        removed = 0
+        for path in files:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            removed += 1
+        return removed
+
+    return await hass.async_add_executor_job(remove) if files else 0
+
+
+@callback
+def forget_runs(hass: HomeAssistant, pipeline_ids: set[str], *, all_runs: bool) -> int:
+    """Remove finished runs (or all) of these pipelines from the debug history."""
+    pipeline_data = hass.data.get(KEY_ASSIST_PIPELINE)
+    if pipeline_data is None:
+        return 0
+    removed = 0
+    for pipeline_id in pipeline_ids:
+        runs = pipeline_data.pipeline_debug.get(pipeline_id)
+        if not runs:
+            continue
+        for run_id, run in list(runs.items()):
+            ended = any(e.type == PipelineEventType.RUN_END for e in run.events)
+            if all_runs or ended:
+                del runs[run_id]
+                removed += 1
+    return removed
+
+
+async def async_forget_recordings(hass: HomeAssistant, names: set[str]) -> int:
+    """Remove the debug recordings of pipelines with these names."""
+    folder = debug_recording_dir(hass)
+    if folder is None or not names:
+        return 0
+
+    def remove() -> int:
+        root = Path(folder)
+        found = [root / name for name in names]
+        found += [device / name for device in root.glob("*") for name in names]
+        removed = 0
+        for path in found:
+            if path.is_dir():
+                removed += sum(1 for f in path.rglob("*") if f.is_file())
+                shutil.rmtree(path, ignore_errors=True)
+        return removed
+
+    return await hass.async_add_executor_job(remove)
+
+
+class Retention:
+    """Apply each assistant's choice of what may be kept."""
+
+    def __init__(self, hass: HomeAssistant, kept: Callable[[], list[Kept]]) -> None:
+        """Read the assistants' choices through `kept` when needed."""
+        self.hass = hass
+        self._kept = kept
+        self._watch: CALLBACK_TYPE | None = None
+        self._watched_for = 0.0
+        self._timers: set[CALLBACK_TYPE] = set()
+
+    @callback
+    def async_used(self) -> None:
+        """One of our entities took part in a run: forget runs once they end."""
+        self._watched_for = 0.0
+        if self._watch is None:
+            self._async_check(None)
+
+    @callback
+    def _async_check(self, _now: object) -> None:
+        self._watch = None
+        forget_runs(
+            self.hass,
+            {k.pipeline_id for k in self._kept() if not k.keep_runs},
+            all_runs=False,
+        )
+        if self._unfinished() and self._watched_for < WATCH_LIMIT:
+            self._watched_for += WATCH_INTERVAL
+            self._watch = async_call_later(self.hass, WATCH_INTERVAL, self._async_check)
+
+    def _unfinished(self) -> bool:
+        pipeline_data = self.hass.data.get(KEY_ASSIST_PIPELINE)
+        if pipeline_data is None:
+            return False
+        for kept in self._kept():
+            for run in pipeline_data.pipeline_debug.get(kept.pipeline_id, {}).values():
+                if not any(e.type == PipelineEventType.RUN_END for e in run.events):
+                    return True
+        return False
+
+    @callback
+    def async_spoken(self, engine: str) -> None:
+        """A reply was spoken by `engine`: forget it after the assistant's window."""
+        self.async_used()
+        seconds = min(
+            (k.tts_seconds for k in self._kept() if k.tts_engine == engine),
+            default=None,
+        )
+        if seconds is None:
+            return
+
+        async def forget(_now: object) -> None:
+            self._timers.discard(cancel)
+            await async_forget_replies(self.hass, {engine})
+
+        # At least a second: Home Assistant writes the file after the reply.
+        cancel = async_call_later(self.hass, max(seconds, 1), forget)
+        self._timers.add(cancel)
+
+    @callback
+    def async_stop(self) -> None:
+        """Cancel the timers: the entry unloads."""
+        if self._watch is not None:
+            self._watch()
+            self._watch = None
+        for cancel in self._timers:
+            cancel()
+        self._timers.clear()
+
+    async def async_purge(self, engines: set[str]) -> dict[str, int]:
+        """Remove every reply, run and recording of these assistants now."""
+        kept = self._kept()
+        return {
+            "tts_cache_files": await async_forget_replies(self.hass, engines),
+            "debug_runs": forget_runs(
+                self.hass, {k.pipeline_id for k in kept}, all_runs=True
+            ),
+            "debug_recordings": await async_forget_recordings(
+                self.hass, {k.pipeline_name for k in kept}
+            ),
+        }
+
+
+@callback
+def note_used(hass: HomeAssistant) -> None:
+    """Tell the retention that one of our entities takes part in a run."""
+    if (retention := hass.data.get(DATA_RETENTION)) is not None:
+        retention.async_used()
+
+
+@callback
+def note_spoken(hass: HomeAssistant, engine: str) -> None:
+    """Tell the retention that `engine` spoke a reply."""
+    if (retention := hass.data.get(DATA_RETENTION)) is not None:
+        retention.async_spoken(engine)
