@@ -122,6 +122,19 @@ async def test_migration_takes_the_address_out_of_names(
                 "unique_id": provider.address,
             }
         )
+    assistant = next(
+        s
+        for s in stub_home.entry.subentries.values()
+        if s.subentry_type == SUBENTRY_ASSISTANT
+    )
+    old.append(
+        {
+            "data": dict(assistant.data),
+            "subentry_type": SUBENTRY_ASSISTANT,
+            "title": assistant.title,
+            "unique_id": None,
+        }
+    )
     await hass.config_entries.async_remove(stub_home.entry.entry_id)
     entry = MockConfigEntry(
         domain=DOMAIN, version=1, minor_version=1, data={}, subentries_data=old
@@ -132,12 +145,27 @@ async def test_migration_takes_the_address_out_of_names(
     assert entry.state is ConfigEntryState.LOADED
     assert entry.minor_version == 2
     assert sorted(s.title for s in entry.subentries.values()) == [
+        "Local Voice",
         "faster-whisper",
         "piper",
     ]
     devices = dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
-    assert sorted(d.name or "" for d in devices) == ["faster-whisper", "piper"]
-    assert {d.hw_version for d in devices} == {
+    assert sorted(d.name or "" for d in devices) == [
+        "Local Voice",
+        "faster-whisper",
+        "piper",
+    ]
+    assert {d.hw_version for d in devices if d.model != "Assistant"} == {
         f"{HOST}:{stub_home.stt.port}",
         f"{HOST}:{stub_home.tts.port}",
     }
+
+
+async def test_an_entry_from_a_newer_version_is_refused(
+    voice_hass: HomeAssistant,
+) -> None:
+    """Downgrading Local Voice leaves a newer entry alone instead of breaking it."""
+    entry = MockConfigEntry(domain=DOMAIN, version=2, minor_version=1, data={})
+    entry.add_to_hass(voice_hass)
+    assert not await voice_hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.MIGRATION_ERROR

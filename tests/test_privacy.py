@@ -128,6 +128,24 @@ async def test_a_cloud_voice_in_the_pipeline(
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
 
 
+async def test_a_server_of_its_own_in_the_pipeline(
+    voice_hass: HomeAssistant, stub_home: StubHome
+) -> None:
+    """A provider's own entity put in the pipeline is judged by its address."""
+    hass = voice_hass
+    stt_provider = next(
+        s.subentry_id
+        for s in stub_home.entry.subentries.values()
+        if s.data.get("port") == stub_home.stt.port
+    )
+    own = entity_id(hass, "stt", f"{stt_provider}-stt")
+    await async_update_pipeline(hass, _ours(hass), stt_engine=own)
+    await hass.async_block_till_done()
+    report = stub_home.entry.runtime_data.audit.reports[_assistant_id(stub_home)]
+    assert report.local
+    assert report.findings == []
+
+
 async def test_servers_on_the_network(
     voice_hass: HomeAssistant, stub_home: StubHome
 ) -> None:

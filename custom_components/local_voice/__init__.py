@@ -74,12 +74,13 @@ async def async_setup_entry(hass: HomeAssistant, entry: LocalVoiceConfigEntry) -
         """Return the servers behind one of this entry's speech entities."""
         registered = er.async_get(hass).async_get(entity_id)
         subentry_id = registered.config_subentry_id if registered else None
-        if registered is None or subentry_id is None:
-            return []
         if subentry_id in coordinators:
             return [coordinators[subentry_id].provider]
-        if (assistant := assistants.get(subentry_id)) is None:
-            return []
+        if (
+            registered is None
+            or (assistant := assistants.get(subentry_id or "")) is None
+        ):
+            return []  # an entity of a subentry that is gone
         chain = {"stt": assistant.stt, "tts": assistant.tts}.get(
             registered.domain, assistant.wake
         )
