@@ -327,6 +327,18 @@ async def test_offline_proof(
     assert opened
     assert {host for host in opened if not host_is_loopback(host)} == set()
 
+    # And with the defaults nothing of that command is kept: not in the debug
+    # history, not in any file of the configuration folder a minute later.
+    _, reply = await run.async_reply_audio(hass)
+    assert reply
+    await asyncio.sleep(1.2)
+    assert not hass.data[KEY_ASSIST_PIPELINE].pipeline_debug.get(_ours(hass).id)
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=61))
+    await hass.async_block_till_done()
+    config = Path(hass.config.config_dir)
+    assert not list((config / "tts").glob("*"))
+    assert _files_mentioning(config, b"kitchen light", run.answer.encode()) == []
+
 
 async def test_purge_needs_local_voice_loaded(
     voice_hass: HomeAssistant, stub_home: StubHome
