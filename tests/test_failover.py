@@ -339,4 +339,3 @@ async def test_stall_bound_follows_the_provider(stubs: Stubs) -> None:
     for _ in range(20):
         provider.record_answer_time(9.0)
     assert provider.stall_bound() == 15.0
-    assert timedelta(seconds=provider.stall_bound()) < timedelta(seconds=16)

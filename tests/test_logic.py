@@ -54,13 +54,9 @@ async def test_best_match(hass: HomeAssistant) -> None:
     assert best_match(hass, "fr", ["de-DE", "en-US"]) is None
 
 
-def _provider(info_port: int, info: object) -> Provider:
-    return Provider.from_info("127.0.0.1", info_port, info)  # type: ignore[arg-type]
-
-
 def test_titles_are_numbered_only_when_taken() -> None:
     """The program's name, then the name with 2, 3, … for more servers of it."""
-    piper = _provider(10200, tts_info())
+    piper = Provider.from_info("127.0.0.1", 10200, tts_info())
     assert provider_title(piper, set()) == "piper"
     assert provider_title(piper, {"piper"}) == "piper 2"
     assert provider_title(piper, {"piper", "piper 2"}) == "piper 3"

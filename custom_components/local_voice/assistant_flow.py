@@ -52,6 +52,17 @@ from .chain import SttChain, TtsChain, UnmanagedProvider
 from .language import base_language, best_match
 from .provider import Offer, Provider
 
+
+def number_box(low: int, high: int, unit: str | None = None) -> selector.NumberSelector:
+    """Return a whole-number field typed into a box, as ports and durations are."""
+    config = selector.NumberSelectorConfig(
+        min=low, max=high, step=1, mode=selector.NumberSelectorMode.BOX
+    )
+    if unit is not None:
+        config["unit_of_measurement"] = unit
+    return selector.NumberSelector(config)
+
+
 NO_WAKE_WORD = "none"
 SERVER_VOICE = "default"
 
@@ -166,15 +177,7 @@ class AssistantForm:
                 default=(
                     current.tts_cache_seconds if current else DEFAULT_TTS_CACHE_SECONDS
                 ),
-            ): selector.NumberSelector(
-                selector.NumberSelectorConfig(
-                    min=0,
-                    max=86400,
-                    step=1,
-                    unit_of_measurement="s",
-                    mode=selector.NumberSelectorMode.BOX,
-                )
-            ),
+            ): number_box(0, 86400, "s"),
         }
         return vol.Schema(fields)
 

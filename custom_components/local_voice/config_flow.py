@@ -31,14 +31,14 @@ from homeassistant.config_entries import (
 )
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import callback
-from homeassistant.helpers import config_validation as cv, selector
+from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.service_info.hassio import HassioServiceInfo
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 from homeassistant.util.ulid import ulid_now
 import probatio as vol
 
 from .assistant import AssistantSettings
-from .assistant_flow import AssistantForm, AssistantSteps
+from .assistant_flow import AssistantForm, AssistantSteps, number_box
 from .client import (
     DESCRIBE_TIMEOUTS,
     SCAN_TIMEOUTS,
@@ -67,11 +67,7 @@ _HOSTNAME = re.compile(
     re.IGNORECASE,
 )
 
-PORT_SELECTOR = selector.NumberSelector(
-    selector.NumberSelectorConfig(
-        min=1, max=65535, step=1, mode=selector.NumberSelectorMode.BOX
-    )
-)
+PORT_SELECTOR = number_box(1, 65535)
 
 
 class ProbeError(Exception):
@@ -419,16 +415,8 @@ class LocalVoiceOptionsFlow(OptionsFlow):
             step_id="init",
             data_schema=vol.Schema(
                 {
-                    vol.Required(
-                        CONF_UNREACHABLE_MINUTES, default=minutes
-                    ): selector.NumberSelector(
-                        selector.NumberSelectorConfig(
-                            min=1,
-                            max=1440,
-                            step=1,
-                            unit_of_measurement="min",
-                            mode=selector.NumberSelectorMode.BOX,
-                        )
+                    vol.Required(CONF_UNREACHABLE_MINUTES, default=minutes): number_box(
+                        1, 1440, "min"
                     )
                 }
             ),

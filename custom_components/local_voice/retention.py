@@ -24,7 +24,10 @@ from homeassistant.components.assist_pipeline.const import (
     DATA_CONFIG,
 )
 from homeassistant.components.assist_pipeline.pipeline import PipelineEventType
-from homeassistant.components.assist_pipeline.runtime import KEY_ASSIST_PIPELINE
+from homeassistant.components.assist_pipeline.runtime import (
+    KEY_ASSIST_PIPELINE,
+    PipelineRunDebug,
+)
 from homeassistant.components.tts.const import DATA_TTS_MANAGER
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.event import async_call_later
@@ -50,6 +53,11 @@ class Kept:
     tts_engine: str | None
     tts_seconds: int
     keep_runs: bool
+
+
+def _ended(run: PipelineRunDebug) -> bool:
+    """Tell whether a debug run has seen its end."""
+    return any(e.type == PipelineEventType.RUN_END for e in run.events)
 
 
 def debug_recording_dir(hass: HomeAssistant) -> str | None:
@@ -97,8 +105,7 @@ def forget_runs(hass: HomeAssistant, pipeline_ids: set[str], *, all_runs: bool) 
         if not runs:
             continue
         for run_id, run in list(runs.items()):
-            ended = any(e.type == PipelineEventType.RUN_END for e in run.events)
-            if all_runs or ended:
+            if all_runs or _ended(run):
                 del runs[run_id]
                 removed += 1
     return removed
@@ -160,7 +167,7 @@ class Retention:
             return False
         for kept in self._kept():
             for run in pipeline_data.pipeline_debug.get(kept.pipeline_id, {}).values():
-                if not any(e.type == PipelineEventType.RUN_END for e in run.events):
+                if not _ended(run):
                     return True
         return False
 
