@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from functools import partial
 import math
 import struct
+from typing import Any
 
 from wyoming.asr import Transcribe, Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
@@ -145,8 +146,12 @@ class Behaviour:
     # Hang up after this many audio chunks of a request.
     drop_after_chunks: int | None = None
     requests: list[str] = field(default_factory=list)
+    # The data of each Transcribe event.
+    transcribes: list[dict[str, Any]] = field(default_factory=list)
     # Per request: the audio bytes received, the text to say.
     audio_received: list[int] = field(default_factory=list)
+    # The last request's audio itself.
+    last_audio: bytes = b""
     texts: list[str] = field(default_factory=list)
     released: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -160,6 +165,7 @@ class _Handler(AsyncEventHandler):
         self._behaviour = behaviour
         self._chunks = 0
         self._audio_bytes = 0
+        self._audio = bytearray()
 
     async def run(self) -> None:
         """Serve one connection; a client that drops it is no error."""
@@ -171,6 +177,8 @@ class _Handler(AsyncEventHandler):
         if Describe.is_type(event.type):
             await self.write_event(self._info.event())
             return True
+        if Transcribe.is_type(event.type):
+            behaviour.transcribes.append(dict(event.data or {}))
         if Transcribe.is_type(event.type) or Synthesize.is_type(event.type):
             behaviour.requests.append(event.type)
             if Synthesize.is_type(event.type):
@@ -179,10 +187,12 @@ class _Handler(AsyncEventHandler):
         if AudioChunk.is_type(event.type):
             self._chunks += 1
             self._audio_bytes += len(event.payload or b"")
+            self._audio += event.payload or b""
             drop = behaviour.drop_after_chunks
             return drop is None or self._chunks < drop
         if AudioStop.is_type(event.type):
             behaviour.audio_received.append(self._audio_bytes)
+            behaviour.last_audio = bytes(self._audio)
             return await self._reply(self._transcribe)
         if Detect.is_type(event.type):
             behaviour.requests.append(event.type)

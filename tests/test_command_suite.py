@@ -2,7 +2,9 @@
 
 Each command is spoken by Piper and by three espeak-ng voices, sent through
 the preferred pipeline (speech-to-text, Home Assistant's local agent,
-text-to-speech) and judged by the state it leaves or the answer it gives.
+text-to-speech) like a live microphone (paced in real time, followed by
+silence until the pipeline decides that the speech has ended) and judged by
+the state it leaves or the answer it gives.
 The outcome of every run is printed as a table and written to
 `command_suite.json` in the test's temporary folder.
 """
@@ -15,6 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from homeassistant.components.assist_pipeline import PipelineEventType
 from homeassistant.core import HomeAssistant
 import pytest
 
@@ -168,6 +171,10 @@ VOICES: dict[str, Callable[[SpeechMaker, str], Speech]] = {
 FLOOR = {"piper-joe": 15, "espeak-en-us": 13, "espeak-en-gb": 14, "espeak-en-us-f3": 10}
 
 
+# Silence after the speech: more than the pipeline needs to decide the end.
+LIVE_TAIL = 3.0
+
+
 @pytest.fixture(scope="module")
 def suite_results(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """Collect every run; print and save the table at the end."""
@@ -210,8 +217,12 @@ async def test_spoken_commands(
     for command in COMMANDS:
         await command.prepare(hass)
         await hass.async_block_till_done()
-        run = await async_run_speech(hass, VOICES[voice](speech, command.text))
+        run = await async_run_speech(
+            hass, VOICES[voice](speech, command.text), tail=LIVE_TAIL, real_time=True
+        )
         await hass.async_block_till_done()
+        # The end of speech was decided by the pipeline, not by the audio's end.
+        assert run.first(PipelineEventType.STT_VAD_END)
         heard = run.transcript if not run.errors else f"error {run.errors}"
         answer = run.answer if not run.errors else ""
         ok = not run.errors and command.check(hass, run)

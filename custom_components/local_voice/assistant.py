@@ -9,8 +9,9 @@ letting the text-to-speech say a sentence that the speech-to-text must hear.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import re
 from typing import Any
 
@@ -23,6 +24,7 @@ from wyoming.audio import AudioChunkConverter, AudioFormat
 
 from .chain import ProviderHandle, SttChain, TtsChain, WakeChain
 from .language import base_language
+from .names import Repair
 from .provider import Offer
 
 CONF_STT_PROVIDERS = "stt_providers"
@@ -37,7 +39,10 @@ CONF_POOLED = "pooled"
 CONF_KNOWN_PROVIDERS = "known_providers"
 CONF_KEEP_DEBUG_RUNS = "keep_debug_runs"
 CONF_TTS_CACHE_SECONDS = "tts_cache_seconds"
+CONF_REPAIR_NAMES = "repair_names"
 DEFAULT_TTS_CACHE_SECONDS = 60
+
+RECENT_REPAIRS = 10
 
 DEFAULT_NAME = "Local Voice"
 DEFAULT_AGENT = conversation.HOME_ASSISTANT_AGENT
@@ -86,6 +91,9 @@ class AssistantSettings:
     # leave the TTS cache after this many seconds.
     keep_debug_runs: bool = False
     tts_cache_seconds: int = DEFAULT_TTS_CACHE_SECONDS
+    # Put the home's names in place of what sounds like them when the local
+    # agent does not understand a transcript (names.py).
+    repair_names: bool = True
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> AssistantSettings:
@@ -111,6 +119,7 @@ class AssistantSettings:
             tts_cache_seconds=int(
                 data.get(CONF_TTS_CACHE_SECONDS, DEFAULT_TTS_CACHE_SECONDS)
             ),
+            repair_names=data.get(CONF_REPAIR_NAMES, True),
         )
 
     def as_data(self) -> dict[str, Any]:
@@ -130,6 +139,9 @@ class AssistantSettings:
             CONF_KNOWN_PROVIDERS: (
                 list(self.known_providers) if self.known_providers is not None else None
             ),
+            CONF_KEEP_DEBUG_RUNS: self.keep_debug_runs,
+            CONF_TTS_CACHE_SECONDS: self.tts_cache_seconds,
+            CONF_REPAIR_NAMES: self.repair_names,
         }
 
 
@@ -142,6 +154,16 @@ class Assistant:
     stt: SttChain
     tts: TtsChain
     wake: WakeChain
+    # Name repairs made; the last few are kept (with what was heard) only
+    # when the user keeps transcripts, for diagnostics.
+    repair_count: int = 0
+    repairs: deque[Repair] = field(default_factory=lambda: deque(maxlen=RECENT_REPAIRS))
+
+    def note_repair(self, repair: Repair) -> None:
+        """Count a repair; keep it only when transcripts may be kept."""
+        self.repair_count += 1
+        if self.settings.keep_debug_runs:
+            self.repairs.append(repair)
 
     @classmethod
     def from_subentry(

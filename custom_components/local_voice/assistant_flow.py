@@ -31,6 +31,7 @@ from .assistant import (
     CONF_POOLED,
     CONF_PREFER_LOCAL_INTENTS,
     CONF_PREFERRED,
+    CONF_REPAIR_NAMES,
     CONF_STT_PROVIDERS,
     CONF_TTS_CACHE_SECONDS,
     CONF_TTS_PROVIDERS,
@@ -169,6 +170,10 @@ class AssistantForm:
                 CONF_POOLED, default=current.pooled if current else False
             ): bool,
             vol.Required(
+                CONF_REPAIR_NAMES,
+                default=current.repair_names if current else True,
+            ): bool,
+            vol.Required(
                 CONF_KEEP_DEBUG_RUNS,
                 default=current.keep_debug_runs if current else False,
             ): bool,
@@ -293,6 +298,7 @@ class AssistantForm:
             pooled=draft.get(CONF_POOLED, False),
             known_providers=tuple(self.providers),
             keep_debug_runs=draft.get(CONF_KEEP_DEBUG_RUNS, False),
+            repair_names=draft.get(CONF_REPAIR_NAMES, True),
             tts_cache_seconds=int(
                 draft.get(CONF_TTS_CACHE_SECONDS, DEFAULT_TTS_CACHE_SECONDS)
             ),

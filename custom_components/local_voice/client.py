@@ -9,7 +9,7 @@ a server announces the length of what it sends and could announce anything.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 import contextlib
 from dataclasses import dataclass
 import json
@@ -372,14 +372,27 @@ async def async_transcribe(
     language: str | None,
     model: str | None,
     timeouts: Timeouts = Timeouts(),
+    names: Sequence[str] = (),
+    terms: Sequence[str] = (),
 ) -> str:
-    """Stream audio to a speech-to-text server and return its transcript."""
+    """Stream audio to a speech-to-text server and return its transcript.
+
+    `names` and `terms` are the home's vocabulary for servers that take it
+    (Wyoming 1.10's transcript_names and transcript_terms); others ignore it.
+    """
     try:
         async with (
             asyncio.timeout(timeouts.total),
             Connection(host, port, timeouts) as conn,
         ):
-            await conn.write(Transcribe(name=model, language=language).event())
+            await conn.write(
+                Transcribe(
+                    name=model,
+                    language=language,
+                    transcript_names=list(names) or None,
+                    transcript_terms=list(terms) or None,
+                ).event()
+            )
             await conn.write(AudioStart(**_format_fields(audio_format)).event())
             async for chunk in audio:
                 if chunk:

@@ -1,8 +1,9 @@
 """Diagnostics: providers, assistants and their pipelines, nothing that identifies the home.
 
 Addresses, host names and the names a user gave (assistants, pipelines, and
-the entity ids made from them) are redacted; audio and transcripts are never
-kept, so there are none to leak.
+the entity ids made from them) are redacted; audio is never kept, and the
+transcripts of the last name repairs only when the user chose to keep runs in
+the debug history.
 """
 
 from __future__ import annotations
@@ -97,6 +98,24 @@ async def async_get_config_entry_diagnostics(
         assistants.append(
             {
                 "privacy": _privacy(report),
+                "name_repairs": {
+                    "count": assistant.repair_count,
+                    # What was heard and understood: only when the user
+                    # chose to keep transcripts (the debug history).
+                    "recent": [
+                        {
+                            "heard": r.heard,
+                            "understood": r.text,
+                            "name": r.name,
+                            "score": r.score,
+                            "intent": r.intent,
+                            "ms": r.milliseconds,
+                        }
+                        for r in assistant.repairs
+                    ]
+                    if assistant.settings.keep_debug_runs
+                    else None,
+                },
                 "settings": async_redact_data(settings, TO_REDACT),
                 "available": {
                     "stt": assistant.stt.available,

@@ -49,11 +49,14 @@ def async_add_speech_entities[ChainT: Chain](
     provider_chain: Callable[[list[ProviderCoordinator]], ChainT],
     assistant_chain: Callable[[Assistant], ChainT],
     entity: Callable[[ChainT, str, DeviceInfo], Entity],
+    assistant_entity: Callable[[Assistant, ChainT, str, DeviceInfo], Entity]
+    | None = None,
 ) -> None:
     """Add one entity of a service per provider offering it and per assistant.
 
     `service` is the offer's name for it (stt, tts, wake_word) and the suffix
-    of the entities' unique ids.
+    of the entities' unique ids. An assistant's entity is made by
+    `assistant_entity` when given, else like a provider's.
     """
     data = entry.runtime_data
     for subentry_id, coordinator in data.providers.items():
@@ -71,13 +74,13 @@ def async_add_speech_entities[ChainT: Chain](
     for subentry_id, assistant in data.assistants.items():
         chain = assistant_chain(assistant)
         if chain.members:
+            unique_id = f"{subentry_id}-{service}"
+            device = assistant_device(entry.subentries[subentry_id])
             async_add_entities(
                 [
-                    entity(
-                        chain,
-                        f"{subentry_id}-{service}",
-                        assistant_device(entry.subentries[subentry_id]),
-                    )
+                    assistant_entity(assistant, chain, unique_id, device)
+                    if assistant_entity
+                    else entity(chain, unique_id, device)
                 ],
                 config_subentry_id=subentry_id,
             )

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable
+import logging
 
 from homeassistant.components import stt
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from wyoming.audio import AudioFormat
 
-from .chain import SttChain
+from .assistant import Assistant
+from .chain import SttChain, Vocabulary
 from .coordinator import LocalVoiceConfigEntry
 from .entity import LocalVoiceEntity, async_add_speech_entities
+from .names import name_repair
 from .retention import note_used
 
 PARALLEL_UPDATES = 0
+
+_LOGGER = logging.getLogger(__name__)
 
 
 async def async_setup_entry(
@@ -30,6 +36,7 @@ async def async_setup_entry(
         provider_chain=SttChain,
         assistant_chain=lambda assistant: assistant.stt,
         entity=LocalVoiceSttEntity,
+        assistant_entity=AssistantSttEntity,
     )
 
 
@@ -81,7 +88,52 @@ class LocalVoiceSttEntity(LocalVoiceEntity[SttChain], stt.SpeechToTextEntity):
                 channels=metadata.channel.value,
             ),
             metadata.language,
+            await self._async_vocabulary(metadata.language),
         )
         if text is None:
             return stt.SpeechResult(None, stt.SpeechResultState.ERROR)
-        return stt.SpeechResult(text, stt.SpeechResultState.SUCCESS)
+        return stt.SpeechResult(
+            await self._async_understood(text, metadata.language),
+            stt.SpeechResultState.SUCCESS,
+        )
+
+    async def _async_vocabulary(self, language: str) -> Vocabulary:
+        """Return the words to steer the server with: none for a provider's own."""
+        return Vocabulary()
+
+    async def _async_understood(self, text: str, language: str) -> str:
+        """Return the transcript to hand on: as heard for a provider's own."""
+        return text
+
+
+class AssistantSttEntity(LocalVoiceSttEntity):
+    """An assistant's speech-to-text: steered by the home's names, and repaired."""
+
+    def __init__(
+        self, assistant: Assistant, chain: SttChain, unique_id: str, device: DeviceInfo
+    ) -> None:
+        """Keep the assistant for its settings and its record of repairs."""
+        super().__init__(chain, unique_id, device)
+        self.assistant = assistant
+
+    async def _async_vocabulary(self, language: str) -> Vocabulary:
+        try:
+            return await name_repair(self.hass).async_vocabulary(language)
+        except Exception:
+            _LOGGER.exception("Could not gather the home's names")
+            return Vocabulary()
+
+    async def _async_understood(self, text: str, language: str) -> str:
+        if not self.assistant.settings.repair_names:
+            return text
+        try:
+            repair = await name_repair(self.hass).async_repair(text, language)
+        except Exception:
+            # A repair is a help, never a reason to lose the command.
+            _LOGGER.exception("Could not repair the names in a transcript")
+            return text
+        if repair is None:
+            return text
+        _LOGGER.debug("Repaired %r as %r", repair.heard, repair.text)
+        self.assistant.note_repair(repair)
+        return repair.text

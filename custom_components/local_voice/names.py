@@ -1,0 +1,422 @@
+"""Repair the home's names in a transcript that the local agent does not understand.
+
+A general recogniser does not know this home: it hears "turn on the fever"
+where a person said "turn on the heater". When a transcript is not a command
+Home Assistant's own agent understands, the spans of it that sound like a name
+the home knows (exposed entities and their aliases, areas, floors) are put in
+place of what was heard, one at a time, and each repaired sentence is matched
+by the default agent (matching only: nothing is executed). A repair is kept
+only when the evidence is strong and exactly one command comes out of it,
+with targets that exist; otherwise the transcript is left as it was heard.
+
+Sounds are compared with Metaphone codes (English), spelling with an edit
+distance, so the repair is English only; for other languages it switches
+itself off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+import functools
+import re
+import time
+
+from hassil.recognize import RecognizeResult
+from homeassistant.components import conversation
+from homeassistant.components.conversation.agent_manager import async_get_agent
+from homeassistant.components.conversation.default_agent import DefaultAgent
+from homeassistant.components.homeassistant.exposed_entities import async_should_expose
+from homeassistant.core import Context, HomeAssistant, callback
+from homeassistant.helpers import (
+    area_registry as ar,
+    entity_registry as er,
+    floor_registry as fr,
+    intent,
+)
+from homeassistant.util.hass_dict import HassKey
+import jellyfish
+from rapidfuzz import fuzz
+
+from .chain import Vocabulary
+from .const import DOMAIN
+from .language import base_language
+
+DATA_NAME_REPAIR: HassKey[NameRepair] = HassKey(f"{DOMAIN}_name_repair")
+
+LANGUAGES = frozenset({"en"})
+
+# How alike a heard span and a name must sound and look (0..1, the mean of
+# the two similarities) to be tried, and to be kept.
+TRY_SCORE = 0.5
+KEEP_SCORE = 0.6
+# Repaired sentences matched at most, best first: each costs one match.
+MAX_TRIES = 6
+# Once a repair matched, candidates that sound this much less alike are not
+# rivals worth a match.
+MARGIN = 0.1
+# Slots of the default agent's sentences that hold a name.
+NAME_SLOTS = ("name", "area", "floor")
+
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+
+
+def words(text: str) -> list[str]:
+    """Return the words of a text, lower case, without punctuation."""
+    return [match.group().lower() for match in _WORD.finditer(text)]
+
+
+def sound(word_list: Iterable[str]) -> str:
+    """Return the Metaphone code of words, run together."""
+    return "".join(jellyfish.metaphone(word) for word in word_list)
+
+
+@dataclass(frozen=True, slots=True)
+class KnownName:
+    """A name the home uses for something: how to write it, how it sounds."""
+
+    text: str
+    words: tuple[str, ...]
+    sound: str
+    exposed: bool
+
+    @classmethod
+    def of(cls, text: str, exposed: bool = True) -> KnownName | None:
+        """Return the name, or None when it has no words."""
+        name_words = tuple(words(text))
+        if not name_words:
+            return None
+        return cls(text.strip(), name_words, sound(name_words), exposed)
+
+
+@dataclass(frozen=True, slots=True)
+class Repair:
+    """A transcript repaired: what was heard, what it became and why."""
+
+    heard: str
+    text: str
+    span: str
+    name: str
+    score: float
+    intent: str
+    milliseconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    start: int
+    end: int
+    name: KnownName
+    score: float
+
+
+def _alike(heard: tuple[str, ...], meant: tuple[str, ...]) -> float:
+    spelled = fuzz.ratio(" ".join(heard), " ".join(meant)) / 100
+    spoken = fuzz.ratio(sound(heard), sound(meant)) / 100
+    return (spelled + spoken) / 2
+
+
+def _may_join(heard: tuple[str, ...], meant: tuple[str, ...]) -> bool:
+    """Return whether words may stand for one word, as "bed room" for "bedroom".
+
+    They must begin and end with the same letters: "the kitchen" is not a
+    way to hear "kitchen".
+    """
+    joined, other = "".join(heard), "".join(meant)
+    return joined[0] == other[0] and joined[-1] == other[-1]
+
+
+def similarity(span: tuple[str, ...], name: KnownName) -> float:
+    """Return how alike a span of words and a name look and sound (0..1).
+
+    The span's words are aligned with the name's: one for one, or two heard
+    for one meant ("thermal stat" for "thermostat") or one for two. Words
+    heard right are no evidence either way: the score is how alike the
+    differing pairs are, weighted by their length. A span that adds or drops
+    a word ("office heater" for "Heater") has no alignment: the person said
+    something else.
+    """
+    meant = name.words
+
+    @functools.cache
+    def cheapest(i: int, j: int) -> tuple[float, float] | None:
+        """Return (penalty, weight) of the best alignment of span[i:], meant[j:]."""
+        if i == len(span) and j == len(meant):
+            return 0.0, 0.0
+        best: tuple[float, float] | None = None
+        for di, dj in ((1, 1), (2, 1), (1, 2)):
+            if i + di > len(span) or j + dj > len(meant):
+                continue
+            heard_part, meant_part = span[i : i + di], meant[j : j + dj]
+            if (di, dj) != (1, 1) and not _may_join(heard_part, meant_part):
+                continue
+            rest = cheapest(i + di, j + dj)
+            if rest is None:
+                continue
+            penalty, weight = rest
+            if heard_part != meant_part:
+                size = sum(len(w) for w in meant_part)
+                penalty += size * (1 - _alike(heard_part, meant_part))
+                weight += size
+            if best is None or penalty < best[0]:
+                best = (penalty, weight)
+        return best
+
+    found = cheapest(0, 0)
+    if found is None or not found[1]:
+        return 0.0
+    penalty, weight = found
+    return 1 - penalty / weight
+
+
+@callback
+def known_names(hass: HomeAssistant) -> list[KnownName]:
+    """Return the names Assist knows: entities (exposed or not), areas, floors."""
+    entities = er.async_get(hass)
+    texts: dict[str, bool] = {}
+
+    def add(text: object, exposed: bool) -> None:
+        # Entity aliases may hold a marker for "the entity's own name".
+        if isinstance(text, str) and text.strip():
+            texts[text] = texts.get(text, False) or exposed
+
+    for state in hass.states.async_all():
+        exposed = async_should_expose(hass, conversation.DOMAIN, state.entity_id)
+        add(state.name, exposed)
+        if (entry := entities.async_get(state.entity_id)) is not None:
+            for alias in entry.aliases:
+                add(alias, exposed)
+    for area in ar.async_get(hass).async_list_areas():
+        add(area.name, True)
+        for alias in area.aliases:
+            add(alias, True)
+    for floor in fr.async_get(hass).async_list_floors():
+        add(floor.name, True)
+        for alias in floor.aliases:
+            add(alias, True)
+    return [
+        name
+        for text, exposed in texts.items()
+        if (name := KnownName.of(text, exposed)) is not None
+    ]
+
+
+def candidates(heard: list[str], names: list[KnownName]) -> list[_Candidate]:
+    """Return the spans of the heard words that sound like a name, best first.
+
+    A span that already is a known name, or holds a number (a value, not a
+    name), is left alone.
+    """
+    exact = {name.words for name in names}
+    found: dict[tuple[int, int, str], _Candidate] = {}
+    for name in names:
+        size = len(name.words)
+        for length in range(max(1, size - 1), size + 2):
+            for start in range(len(heard) - length + 1):
+                end = start + length
+                span = tuple(heard[start:end])
+                if span in exact or any(w.isdigit() for w in span):
+                    continue
+                # A span that stops one word short of a word of the name
+                # would write that word twice ("the Living Room Lamp lamp").
+                if (start > 0 and heard[start - 1] == name.words[0]) or (
+                    end < len(heard) and heard[end] == name.words[-1]
+                ):
+                    continue
+                score = similarity(span, name)
+                if score < TRY_SCORE:
+                    continue
+                best = found.get((start, end, name.text))
+                if best is None or score > best.score:
+                    found[start, end, name.text] = _Candidate(start, end, name, score)
+    return sorted(found.values(), key=lambda c: -c.score)
+
+
+_TEMPLATE_REFERENCE = re.compile(r"\{[^}]*\}|<[^>]*>")
+# Words sent to steer a server: enough for every sentence of the local agent.
+MAX_TERMS = 1000
+
+
+def template_words(templates: Iterable[str]) -> set[str]:
+    """Return the literal words of hassil sentence templates."""
+    found: set[str] = set()
+    for template in templates:
+        found.update(words(_TEMPLATE_REFERENCE.sub(" ", template)))
+    return found
+
+
+class NameRepair:
+    """Repair names in transcripts with the default agent as the judge."""
+
+    def __init__(self, hass: HomeAssistant) -> None:
+        """Use the default agent of `hass`."""
+        self.hass = hass
+        self._terms: dict[str, tuple[str, ...]] = {}
+
+    async def async_vocabulary(self, language: str) -> Vocabulary:
+        """Return the exposed names and the words of the local agent's sentences."""
+        names = tuple(name.text for name in known_names(self.hass) if name.exposed)
+        if (terms := self._terms.get(language)) is None:
+            terms = ()
+            agent = async_get_agent(self.hass)
+            if isinstance(agent, DefaultAgent):
+                loaded = await agent.async_get_or_load_intents(language)
+                if loaded is not None:
+                    templates = [
+                        text
+                        for known in loaded.intents.intents.values()
+                        for data in known.data
+                        for text in data.sentence_texts
+                    ]
+                    templates.extend(
+                        rule.text or ""
+                        for rule in loaded.intents.expansion_rules.values()
+                    )
+                    terms = tuple(sorted(template_words(templates))[:MAX_TERMS])
+            self._terms[language] = terms
+        return Vocabulary(names=names, terms=terms)
+
+    async def _recognize(
+        self, text: str, language: str, strict: bool = True
+    ) -> RecognizeResult | None:
+        agent = async_get_agent(self.hass)
+        if not isinstance(agent, DefaultAgent):
+            return None
+        result = await agent.async_recognize_intent(
+            conversation.ConversationInput(
+                text=text,
+                context=Context(),
+                conversation_id=None,
+                device_id=None,
+                satellite_id=None,
+                language=language,
+                agent_id=conversation.HOME_ASSISTANT_AGENT,
+            ),
+            strict_intents_only=strict,
+        )
+        return result if isinstance(result, RecognizeResult) else None
+
+    def _understood(self, result: RecognizeResult | None) -> bool:
+        """Return whether a match names targets that exist and are exposed."""
+        if result is None:
+            return False
+        if not set(NAME_SLOTS) & result.entities.keys():
+            return True
+        domains: set[str] = set()
+        required = result.intent_data.requires_context.get("domain")
+        if "domain" in result.entities:
+            domains.add(str(result.entities["domain"].value))
+        elif isinstance(required, list):
+            domains.update(str(d) for d in required)
+        elif isinstance(required, str):
+            domains.add(required)
+        device_class = result.entities.get("device_class")
+
+        def value(slot: str) -> str | None:
+            entity = result.entities.get(slot)
+            return str(entity.value) if entity is not None else None
+
+        constraints = intent.MatchTargetsConstraints(
+            name=value("name"),
+            area_name=value("area"),
+            floor_name=value("floor"),
+            domains=domains or None,
+            device_classes=[str(device_class.value)] if device_class else None,
+            assistant=conversation.DOMAIN,
+        )
+        return intent.async_match_targets(self.hass, constraints).is_match
+
+    async def async_repair(self, heard: str, language: str) -> Repair | None:
+        """Return the repair of a transcript, or None to keep it as heard."""
+        started = time.perf_counter()
+        if base_language(language) not in LANGUAGES or not heard.strip():
+            return None
+        if self._understood(await self._recognize(heard, language)):
+            return None
+        # A sentence that names something Assist knows but may not touch is
+        # left for the agent to refuse.
+        loose = await self._recognize(heard, language, strict=False)
+        if loose is not None and not loose.unmatched_entities:
+            return None
+        names = known_names(self.hass)
+        matches = list(_WORD.finditer(heard))
+        heard_words = [m.group().lower() for m in matches]
+        outcomes: dict[
+            tuple[str, frozenset[tuple[str, str]]], tuple[_Candidate, str]
+        ] = {}
+        best_match = 0.0
+        for tries, candidate in enumerate(worth_trying(candidates(heard_words, names))):
+            if tries == MAX_TRIES or candidate.score < best_match - MARGIN:
+                break
+            start = matches[candidate.start].start()
+            end = matches[candidate.end - 1].end()
+            text = heard[:start] + candidate.name.text + heard[end:]
+            result = await self._recognize(text, language)
+            if result is None or not _fills_slot(result, candidate.name):
+                continue
+            if not self._understood(result):
+                continue
+            best_match = max(best_match, candidate.score)
+            key = (
+                result.intent.name,
+                frozenset((k, str(e.value)) for k, e in result.entities.items()),
+            )
+            outcomes.setdefault(key, (candidate, text))
+        if len(outcomes) != 1:
+            return None
+        (intent_name, _), (candidate, text) = next(iter(outcomes.items()))
+        span = tuple(heard_words[candidate.start : candidate.end])
+        # The evidence must be strong, and no name that may not be used may
+        # sound more like what was heard.
+        if candidate.score < KEEP_SCORE or any(
+            not other.exposed and similarity(span, other) > candidate.score
+            for other in names
+        ):
+            return None
+        return Repair(
+            heard=heard,
+            text=text.strip(),
+            span=" ".join(span),
+            name=candidate.name.text,
+            score=round(candidate.score, 3),
+            intent=intent_name,
+            milliseconds=round((time.perf_counter() - started) * 1000, 1),
+        )
+
+
+def _fills_slot(result: RecognizeResult, name: KnownName) -> bool:
+    """Return whether the repaired name is what fills a name slot of the match."""
+    return any(
+        tuple(words(str(entity.text))) == name.words
+        or tuple(words(str(entity.value))) == name.words
+        for slot, entity in result.entities.items()
+        if slot in NAME_SLOTS
+    )
+
+
+def worth_trying(found: list[_Candidate]) -> list[_Candidate]:
+    """Keep, of the spans that overlap and sound like the same name, the best.
+
+    `found` is best first; unexposed names are not repairs.
+    """
+    kept: list[_Candidate] = []
+    for candidate in found:
+        if not candidate.name.exposed:
+            continue
+        if any(
+            other.name == candidate.name
+            and other.start < candidate.end
+            and candidate.start < other.end
+            for other in kept
+        ):
+            continue
+        kept.append(candidate)
+    return kept
+
+
+@callback
+def name_repair(hass: HomeAssistant) -> NameRepair:
+    """Return the one name repair of `hass`."""
+    if (found := hass.data.get(DATA_NAME_REPAIR)) is None:
+        found = hass.data[DATA_NAME_REPAIR] = NameRepair(hass)
+    return found

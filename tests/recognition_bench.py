@@ -1,0 +1,121 @@
+"""Recognition: the spoken-command suite with name repair on and off.
+
+Not part of the suite (the file name keeps pytest from collecting it);
+`scripts/recognition` runs it. Home Assistant and Local Voice are set up the
+newcomer's way over the real Piper, faster-whisper and wake word servers, in
+the demo home. Every command of the spoken-command suite is said in each
+voice of `scripts.hearing.VOICES`, clean and in a noisy, reverberant room
+(10 dB SNR), and sent through the preferred pipeline with trailing silence,
+so that the pipeline decides the end of speech. Each recording is run with
+name repair on and with it off (the assistant's option), one after the other.
+The audio is sent as fast as it is taken: it is the same audio a live
+microphone would send, the pace only changes how long the run takes.
+
+Prints the success rate per voice and room for both settings, and every
+failure with its transcript; writes the whole as JSON (path printed).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+import json
+from pathlib import Path
+import statistics
+from typing import Any
+
+from homeassistant.core import HomeAssistant
+import pytest
+
+from custom_components.local_voice.const import SUBENTRY_ASSISTANT
+from scripts.demo_home import async_setup_demo_home
+from scripts.hearing import VOICES, noisy
+from scripts.speech import SpeechMaker
+from tests.common import async_add_local_voice
+from tests.pipeline_helpers import async_run_speech
+from tests.test_command_suite import COMMANDS, LIVE_TAIL
+
+
+async def test_recognition(
+    voice_hass: HomeAssistant,
+    scan_ports: list[int],
+    piper: int,
+    whisper: int,
+    wakeword: int,
+    speech: SpeechMaker,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Report the success rates with and without name repair."""
+    hass = voice_hass
+    await async_setup_demo_home(hass)
+    entry = await async_add_local_voice(hass, scan_ports, piper, whisper, wakeword)
+    (subentry,) = [
+        s for s in entry.subentries.values() if s.subentry_type == SUBENTRY_ASSISTANT
+    ]
+    assistant = entry.runtime_data.assistants[subentry.subentry_id]
+    results: list[dict[str, Any]] = []
+    for voice, say in VOICES.items():
+        for command in COMMANDS:
+            clean = say(speech, command.text)
+            for room, audio in (("clean", clean), ("noisy", noisy(clean))):
+                for repair in (True, False):
+                    if assistant.settings.repair_names != repair:
+                        hass.config_entries.async_update_subentry(
+                            entry,
+                            entry.subentries[subentry.subentry_id],
+                            data={
+                                **entry.subentries[subentry.subentry_id].data,
+                                "repair_names": repair,
+                            },
+                        )
+                        await hass.async_block_till_done()
+                        assistant = entry.runtime_data.assistants[subentry.subentry_id]
+                        assert assistant.settings.repair_names == repair
+                    await command.prepare(hass)
+                    await hass.async_block_till_done()
+                    count = assistant.repair_count
+                    run = await async_run_speech(hass, audio, tail=LIVE_TAIL)
+                    await hass.async_block_till_done()
+                    ok = not run.errors and command.check(hass, run)
+                    results.append(
+                        {
+                            "voice": voice,
+                            "room": room,
+                            "repair": repair,
+                            "command": command.text,
+                            "heard": run.transcript if not run.errors else "",
+                            "repaired": assistant.repair_count > count,
+                            "answer": run.answer if not run.errors else "",
+                            "ok": ok,
+                        }
+                    )
+    path = tmp_path / "recognition.json"
+    path.write_text(json.dumps(results, indent=1))
+    lines = [f"Spoken-command suite, {len(COMMANDS)} commands per voice ({path})"]
+    table: dict[tuple[str, str, bool], list[bool]] = defaultdict(list)
+    for r in results:
+        table[r["voice"], r["room"], r["repair"]].append(r["ok"])
+    for room in ("clean", "noisy"):
+        lines.append(f"{room}: voice  with repair  without")
+        for voice in VOICES:
+            on, off = table[voice, room, True], table[voice, room, False]
+            lines.append(f"  {voice:24} {sum(on):2}/{len(on)}  {sum(off):2}/{len(off)}")
+        on = [ok for (_, rm, rep), v in table.items() if rm == room and rep for ok in v]
+        off = [
+            ok
+            for (_, rm, rep), v in table.items()
+            if rm == room and not rep
+            for ok in v
+        ]
+        lines.append(
+            f"  overall {sum(on)}/{len(on)} ({100 * statistics.mean(on):.1f} %)"
+            f" against {sum(off)}/{len(off)} ({100 * statistics.mean(off):.1f} %)"
+        )
+    lines.extend(
+        f"  FAIL {r['room']} {r['voice']} repair={r['repair']}: {r['command']!r}"
+        f" heard {r['heard']!r} answered {r['answer']!r}"
+        for r in results
+        if not r["ok"]
+    )
+    with capsys.disabled():
+        print("\n" + "\n".join(lines))
