@@ -18,6 +18,7 @@ import argparse
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+import difflib
 import json
 from pathlib import Path
 import re
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 
+from rapidfuzz.distance import Levenshtein
 from wyoming.asr import Transcribe, Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
@@ -240,12 +242,66 @@ async def _collect(port: int, made: list[Recording], before: float) -> None:
     MISHEARD.parent.mkdir(parents=True, exist_ok=True)
     MISHEARD.write_text(json.dumps(misheard, indent=1) + "\n")
     print(f"{len(misheard)} of {len(made)} misheard -> {MISHEARD}")
+    _label()
+
+
+# The names of the demo home (scripts/demo_home.py) that Assist may use.
+HOME_NAMES = [
+    "kitchen light",
+    "living room lamp",
+    "bedroom light",
+    "coffee machine",
+    "heater",
+    "front door",
+    "living room blinds",
+    "thermostat",
+    "kitchen",
+    "living room",
+    "bedroom",
+]
+
+
+def expected_repair(said: str, heard: str) -> bool:
+    """Return whether a name repair is expected: only a name was misheard, closely.
+
+    The words are aligned; every difference must fall inside a name of the
+    home, and the heard letters must be close to the said ones (Levenshtein
+    similarity of at least 0.6 with spaces taken out). This is the labelling
+    rule of tests/data/misheard.json, independent of how the repair judges.
+    """
+    said_words, heard_words = words(said).split(), words(heard).split()
+    inside = [False] * len(said_words)
+    for name in HOME_NAMES:
+        size = len(name.split())
+        for start in range(len(said_words) - size + 1):
+            if " ".join(said_words[start : start + size]) == name:
+                inside[start : start + size] = [True] * size
+    matcher = difflib.SequenceMatcher(a=said_words, b=heard_words, autojunk=False)
+    changed = [op for op in matcher.get_opcodes() if op[0] != "equal"]
+    if not changed:
+        return False
+    for _, s1, s2, h1, h2 in changed:
+        if s1 == s2 or not all(inside[s1:s2]):
+            return False
+        meant = "".join(said_words[s1:s2])
+        got = "".join(heard_words[h1:h2])
+        if Levenshtein.normalized_similarity(meant, got) < 0.6:
+            return False
+    return True
+
+
+def _label() -> None:
+    misheard = json.loads(MISHEARD.read_text())
+    for item in misheard:
+        item["repair"] = expected_repair(item["said"], item["heard"])
+    MISHEARD.write_text(json.dumps(misheard, indent=1) + "\n")
+    print(f"{sum(i['repair'] for i in misheard)} of {len(misheard)} expect a repair")
 
 
 def main() -> None:
     """Run one of the measurements."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("what", choices=["leadin", "collect"])
+    parser.add_argument("what", choices=["leadin", "collect", "label"])
     parser.add_argument("--voices", nargs="*", default=list(VOICES))
     parser.add_argument("--rooms", nargs="*", default=["clean", "noisy"])
     parser.add_argument("--texts", choices=["suite", "held-out", "all"], default="all")
@@ -254,6 +310,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     texts = {"suite": SUITE, "held-out": HELD_OUT, "all": SUITE + HELD_OUT}[args.texts]
+    if args.what == "label":
+        _label()
+        return
     work = Path(tempfile.mkdtemp(prefix="hearing-"))
     servers = launch.start_all(work / "servers")
     try:

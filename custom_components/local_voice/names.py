@@ -49,7 +49,7 @@ LANGUAGES = frozenset({"en"})
 # How alike a heard span and a name must sound and look (0..1, the mean of
 # the two similarities) to be tried, and to be kept.
 TRY_SCORE = 0.5
-KEEP_SCORE = 0.6
+KEEP_SCORE = 0.72
 # Repaired sentences matched at most, best first: each costs one match.
 MAX_TRIES = 6
 # Once a repair matched, candidates that sound this much less alike are not
@@ -59,6 +59,9 @@ MARGIN = 0.1
 NAME_SLOTS = ("name", "area", "floor")
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+# Words a recogniser hears in place of "the" before a name ("turn off my
+# kitchen light"); the local agent's sentences know only "the".
+_STAND_INS = re.compile(r"\b(?:my|your|our|his|her|their)\b(?=\s+\w)", re.IGNORECASE)
 
 
 def words(text: str) -> list[str]:
@@ -95,6 +98,8 @@ class Repair:
 
     heard: str
     text: str
+    # The words heard and the name put in their place; both empty when only
+    # a word heard for "the" was put right.
     span: str
     name: str
     score: float
@@ -119,11 +124,17 @@ def _alike(heard: tuple[str, ...], meant: tuple[str, ...]) -> float:
 def _may_join(heard: tuple[str, ...], meant: tuple[str, ...]) -> bool:
     """Return whether words may stand for one word, as "bed room" for "bedroom".
 
-    They must begin and end with the same letters: "the kitchen" is not a
-    way to hear "kitchen".
+    They must begin with the same letter and be about as long: "the
+    kitchen" or "kitchen white" is not a way to hear "kitchen", "heat up" is
+    one to hear "heater".
     """
-    joined, other = "".join(heard), "".join(meant)
-    return joined[0] == other[0] and joined[-1] == other[-1]
+    heard_length = sum(len(w) for w in heard)
+    meant_length = sum(len(w) for w in meant)
+    return (
+        heard[0][0] == meant[0][0]
+        and 2 * heard_length <= 3 * meant_length
+        and 2 * meant_length <= 3 * heard_length
+    )
 
 
 def similarity(span: tuple[str, ...], name: KnownName) -> float:
@@ -296,6 +307,10 @@ class NameRepair:
         )
         return result if isinstance(result, RecognizeResult) else None
 
+    async def async_understood(self, text: str, language: str) -> bool:
+        """Return whether the local agent understands a command with real targets."""
+        return self._understood(await self._recognize(text, language))
+
     def _understood(self, result: RecognizeResult | None) -> bool:
         """Return whether a match names targets that exist and are exposed."""
         if result is None:
@@ -338,19 +353,36 @@ class NameRepair:
         loose = await self._recognize(heard, language, strict=False)
         if loose is not None and not loose.unmatched_entities:
             return None
+        # "my" heard for "the" is put right first; the names then.
+        plain = _STAND_INS.sub("the", heard)
+        if plain != heard:
+            result = await self._recognize(plain, language)
+            if result is not None and self._understood(result):
+                return Repair(
+                    heard=heard.strip(),
+                    text=plain.strip(),
+                    span="",
+                    name="",
+                    score=1.0,
+                    intent=result.intent.name,
+                    milliseconds=_since(started),
+                )
         names = known_names(self.hass)
-        matches = list(_WORD.finditer(heard))
+        matches = list(_WORD.finditer(plain))
         heard_words = [m.group().lower() for m in matches]
         outcomes: dict[
             tuple[str, frozenset[tuple[str, str]]], tuple[_Candidate, str]
         ] = {}
         best_match = 0.0
         for tries, candidate in enumerate(worth_trying(candidates(heard_words, names))):
-            if tries == MAX_TRIES or candidate.score < best_match - MARGIN:
+            # Below KEEP_SCORE a candidate is only worth a match as a rival
+            # of one that matched.
+            floor = best_match - MARGIN if best_match else KEEP_SCORE
+            if tries == MAX_TRIES or candidate.score < floor:
                 break
             start = matches[candidate.start].start()
             end = matches[candidate.end - 1].end()
-            text = heard[:start] + candidate.name.text + heard[end:]
+            text = plain[:start] + candidate.name.text + plain[end:]
             result = await self._recognize(text, language)
             if result is None or not _fills_slot(result, candidate.name):
                 continue
@@ -374,14 +406,18 @@ class NameRepair:
         ):
             return None
         return Repair(
-            heard=heard,
+            heard=heard.strip(),
             text=text.strip(),
             span=" ".join(span),
             name=candidate.name.text,
             score=round(candidate.score, 3),
             intent=intent_name,
-            milliseconds=round((time.perf_counter() - started) * 1000, 1),
+            milliseconds=_since(started),
         )
+
+
+def _since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
 
 
 def _fills_slot(result: RecognizeResult, name: KnownName) -> bool:
@@ -395,23 +431,8 @@ def _fills_slot(result: RecognizeResult, name: KnownName) -> bool:
 
 
 def worth_trying(found: list[_Candidate]) -> list[_Candidate]:
-    """Keep, of the spans that overlap and sound like the same name, the best.
-
-    `found` is best first; unexposed names are not repairs.
-    """
-    kept: list[_Candidate] = []
-    for candidate in found:
-        if not candidate.name.exposed:
-            continue
-        if any(
-            other.name == candidate.name
-            and other.start < candidate.end
-            and candidate.start < other.end
-            for other in kept
-        ):
-            continue
-        kept.append(candidate)
-    return kept
+    """Return the candidates of exposed names; unexposed ones are no repair."""
+    return [candidate for candidate in found if candidate.name.exposed]
 
 
 @callback
