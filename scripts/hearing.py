@@ -2,8 +2,11 @@
 
     python -m scripts.hearing leadin     A/B: the audio as it is, against the
                                          same audio with digital silence in front
+    python -m scripts.hearing steer      A/B: with and without the home's
+                                         names (transcript_names/terms)
     python -m scripts.hearing collect    write what Whisper mishears to
-                                         tests/data/misheard.json
+                                         tests/data/misheard.json, labelled
+    python -m scripts.hearing label      label it again (no servers)
 
 Every recording is sent straight to a real faster-whisper server the way a
 live microphone reaches it through Home Assistant: a little room silence
@@ -179,10 +182,19 @@ def words(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9']+", text))
 
 
-async def transcribe(port: int, pcm: bytes) -> str:
+async def transcribe(
+    port: int,
+    pcm: bytes,
+    names: list[str] | None = None,
+    terms: list[str] | None = None,
+) -> str:
     """Send 16 kHz audio to a Wyoming STT server in 10 ms chunks; return the text."""
     async with AsyncTcpClient("127.0.0.1", port) as client:
-        await client.write_event(Transcribe(language="en").event())
+        await client.write_event(
+            Transcribe(
+                language="en", transcript_names=names, transcript_terms=terms
+            ).event()
+        )
         await client.write_event(AudioStart(rate=RATE, width=2, channels=1).event())
         for start in range(0, len(pcm), 320):
             chunk = AudioChunk(
@@ -229,6 +241,22 @@ async def _leadin(port: int, made: list[Recording]) -> None:
             print(f"  {name}: {overall}/{sum(total.values())} exact ({per_voice})")
 
 
+async def _steer(port: int, made: list[Recording]) -> None:
+    """A/B: the same audio with and without the home's vocabulary."""
+    same = right_plain = right_steered = 0
+    for rec in made:
+        pcm = live_like(rec.speech, 0.5, 1.3)
+        plain = await transcribe(port, pcm)
+        steered = await transcribe(port, pcm, STEER_NAMES, STEER_TERMS)
+        same += plain == steered
+        right_plain += words(plain) == words(rec.text)
+        right_steered += words(steered) == words(rec.text)
+    print(
+        f"{len(made)} recordings: identical transcripts {same};"
+        f" exact without names {right_plain}, with names {right_steered}"
+    )
+
+
 async def _collect(port: int, made: list[Recording], before: float) -> None:
     """Write every recording Whisper does not hear word for word."""
     misheard = []
@@ -259,6 +287,12 @@ HOME_NAMES = [
     "living room",
     "bedroom",
 ]
+
+
+# What Local Voice sends to steer a server in the demo home: the exposed
+# names and areas; the terms are a sample of the local agent's words.
+STEER_NAMES = [name.title() for name in HOME_NAMES]
+STEER_TERMS = ["turn", "on", "off", "switch", "set", "open", "close", "lock", "unlock"]
 
 
 def expected_repair(said: str, heard: str) -> bool:
@@ -301,7 +335,7 @@ def _label() -> None:
 def main() -> None:
     """Run one of the measurements."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("what", choices=["leadin", "collect", "label"])
+    parser.add_argument("what", choices=["leadin", "steer", "collect", "label"])
     parser.add_argument("--voices", nargs="*", default=list(VOICES))
     parser.add_argument("--rooms", nargs="*", default=["clean", "noisy"])
     parser.add_argument("--texts", choices=["suite", "held-out", "all"], default="all")
@@ -323,6 +357,8 @@ def main() -> None:
         print(f"{len(made)} recordings", flush=True)
         if args.what == "leadin":
             asyncio.run(_leadin(servers["whisper"].port, made))
+        elif args.what == "steer":
+            asyncio.run(_steer(servers["whisper"].port, made))
         else:
             asyncio.run(_collect(servers["whisper"].port, made, args.before))
     finally:

@@ -12,23 +12,31 @@ The audio is sent as fast as it is taken: it is the same audio a live
 microphone would send, the pace only changes how long the run takes.
 
 Prints the success rate per voice and room for both settings, and every
-failure with its transcript; writes the whole as JSON (path printed).
+failure with its transcript; writes the whole as JSON (path printed). Then
+`test_repair_time` measures what the repair adds to a command.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 import json
 from pathlib import Path
 import statistics
+import time
 from typing import Any
 
-from homeassistant.core import HomeAssistant
+from homeassistant.components.conversation import ConversationInput
+from homeassistant.components.conversation.agent_manager import async_get_agent
+from homeassistant.components.conversation.default_agent import DefaultAgent
+from homeassistant.core import Context, HomeAssistant
+from homeassistant.setup import async_setup_component
 import pytest
 
 from custom_components.local_voice.const import SUBENTRY_ASSISTANT
+from custom_components.local_voice.names import NameRepair
 from scripts.demo_home import async_setup_demo_home
-from scripts.hearing import VOICES, noisy
+from scripts.hearing import MISHEARD, VOICES, noisy
 from scripts.speech import SpeechMaker
 from tests.common import async_add_local_voice
 from tests.pipeline_helpers import async_run_speech
@@ -119,3 +127,79 @@ async def test_recognition(
     )
     with capsys.disabled():
         print("\n" + "\n".join(lines))
+
+
+async def test_repair_time(
+    voice_hass: HomeAssistant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Report what name repair adds to a command, in the demo home.
+
+    For a command the agent understands, the repair's check is one match,
+    which Home Assistant's intent cache then answers for the pipeline: the
+    figure is (check + the pipeline's match) minus the pipeline's match
+    alone, each from a cleared cache. For misheard transcripts, the whole
+    repair, found or not.
+    """
+    hass = voice_hass
+    assert await async_setup_component(hass, "conversation", {})
+    await async_setup_demo_home(hass)
+    agent = async_get_agent(hass)
+    assert isinstance(agent, DefaultAgent)
+    repair = NameRepair(hass)
+    await repair.async_repair("Turn on the kitchen light.", "en")  # load intents
+
+    def conversation_input(text: str) -> ConversationInput:
+        return ConversationInput(
+            text=text,
+            context=Context(),
+            conversation_id=None,
+            device_id=None,
+            satellite_id=None,
+            language="en",
+            agent_id="conversation.home_assistant",
+        )
+
+    async def timed(*steps: Callable[[], Awaitable[object]]) -> float:
+        agent._intent_cache.clear()
+        started = time.perf_counter()
+        for step in steps:
+            await step()
+        return (time.perf_counter() - started) * 1000
+
+    added = []
+    for _ in range(5):
+        for command in COMMANDS:
+            text = command.text
+            alone = await timed(
+                lambda t=text: agent.async_recognize_intent(conversation_input(t))
+            )
+            both = await timed(
+                lambda t=text: repair.async_repair(t, "en"),
+                lambda t=text: agent.async_recognize_intent(conversation_input(t)),
+            )
+            added.append(both - alone)
+    misheard = json.loads(MISHEARD.read_text())
+    repairs, found = [], 0
+    for _ in range(3):
+        for item in misheard:
+            agent._intent_cache.clear()
+            started = time.perf_counter()
+            result = await repair.async_repair(item["heard"], "en")
+            repairs.append((time.perf_counter() - started) * 1000)
+            found += result is not None
+
+    def figures(values: list[float]) -> str:
+        ordered = sorted(values)
+        p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+        return (
+            f"median {statistics.median(values):.2f} ms, p95 {p95:.2f} ms,"
+            f" max {ordered[-1]:.2f} ms (n={len(values)})"
+        )
+
+    with capsys.disabled():
+        print(
+            "\nName repair time"
+            f"\n  understood commands, added: {figures(added)}"
+            f"\n  misheard transcripts ({found // 3} repaired of {len(misheard)}):"
+            f" {figures(repairs)}"
+        )
