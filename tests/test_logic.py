@@ -146,3 +146,28 @@ def test_pipeline_falls_back_while_a_server_lacks_the_choice() -> None:
     tts.missing_voices.add("amy")
     assert effective_wake_word(assistant) == "okay_nabu"
     assert effective_voice(assistant) is None
+
+
+def test_assistant_settings_are_saved_whole() -> None:
+    """Every setting survives being saved to the subentry and read back."""
+    settings = AssistantSettings(
+        name="Kitchen",
+        language="en",
+        stt_providers=("a",),
+        tts_providers=("b",),
+        wake_providers=(),
+        voice="en_US-joe-medium",
+        wake_word=None,
+        conversation_engine="conversation.home_assistant",
+        prefer_local_intents=False,
+        preferred=False,
+        pooled=True,
+        known_providers=("a", "b"),
+        keep_debug_runs=True,
+        tts_cache_seconds=3600,
+        repair_names=False,
+    )
+    assert AssistantSettings.from_data(settings.as_data()) == settings
+    defaults = AssistantSettings.from_data({"name": "Old", "language": "en"})
+    assert defaults.repair_names is True
+    assert defaults.keep_debug_runs is False
