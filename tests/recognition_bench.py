@@ -6,8 +6,8 @@ newcomer's way over the real Piper, faster-whisper and wake word servers, in
 the demo home. Every command of the spoken-command suite is said in each
 voice of `scripts.hearing.VOICES`, clean and in a noisy, reverberant room
 (10 dB SNR), and sent through the preferred pipeline with trailing silence,
-so that the pipeline decides the end of speech. Each recording is run with
-name repair on and with it off (the assistant's option), one after the other.
+so that the pipeline decides the end of speech. Every recording is run with
+name repair on (the assistant's option), then every one with it off.
 The audio is sent as fast as it is taken: it is the same audio a live
 microphone would send, the pace only changes how long the run takes.
 
@@ -42,6 +42,9 @@ from tests.common import async_add_local_voice
 from tests.pipeline_helpers import async_run_speech
 from tests.test_command_suite import COMMANDS, LIVE_TAIL
 
+# A run of several minutes: no per-test timeout.
+pytestmark = pytest.mark.timeout(0)
+
 
 async def test_recognition(
     voice_hass: HomeAssistant,
@@ -60,43 +63,43 @@ async def test_recognition(
     (subentry,) = [
         s for s in entry.subentries.values() if s.subentry_type == SUBENTRY_ASSISTANT
     ]
-    assistant = entry.runtime_data.assistants[subentry.subentry_id]
-    results: list[dict[str, Any]] = []
+    recordings = []
     for voice, say in VOICES.items():
         for command in COMMANDS:
             clean = say(speech, command.text)
-            for room, audio in (("clean", clean), ("noisy", noisy(clean))):
-                for repair in (True, False):
-                    if assistant.settings.repair_names != repair:
-                        hass.config_entries.async_update_subentry(
-                            entry,
-                            entry.subentries[subentry.subentry_id],
-                            data={
-                                **entry.subentries[subentry.subentry_id].data,
-                                "repair_names": repair,
-                            },
-                        )
-                        await hass.async_block_till_done()
-                        assistant = entry.runtime_data.assistants[subentry.subentry_id]
-                        assert assistant.settings.repair_names == repair
-                    await command.prepare(hass)
-                    await hass.async_block_till_done()
-                    count = assistant.repair_count
-                    run = await async_run_speech(hass, audio, tail=LIVE_TAIL)
-                    await hass.async_block_till_done()
-                    ok = not run.errors and command.check(hass, run)
-                    results.append(
-                        {
-                            "voice": voice,
-                            "room": room,
-                            "repair": repair,
-                            "command": command.text,
-                            "heard": run.transcript if not run.errors else "",
-                            "repaired": assistant.repair_count > count,
-                            "answer": run.answer if not run.errors else "",
-                            "ok": ok,
-                        }
-                    )
+            recordings.append((voice, command, "clean", clean))
+            recordings.append((voice, command, "noisy", noisy(clean)))
+    results: list[dict[str, Any]] = []
+    for repair in (True, False):
+        hass.config_entries.async_update_subentry(
+            entry,
+            entry.subentries[subentry.subentry_id],
+            data={
+                **entry.subentries[subentry.subentry_id].data,
+                "repair_names": repair,
+            },
+        )
+        await hass.async_block_till_done()
+        assistant = entry.runtime_data.assistants[subentry.subentry_id]
+        assert assistant.settings.repair_names == repair
+        for voice, command, room, audio in recordings:
+            await command.prepare(hass)
+            await hass.async_block_till_done()
+            count = assistant.repair_count
+            run = await async_run_speech(hass, audio, tail=LIVE_TAIL)
+            await hass.async_block_till_done()
+            results.append(
+                {
+                    "voice": voice,
+                    "room": room,
+                    "repair": repair,
+                    "command": command.text,
+                    "heard": run.transcript if not run.errors else "",
+                    "repaired": assistant.repair_count > count,
+                    "answer": run.answer if not run.errors else "",
+                    "ok": not run.errors and command.check(hass, run),
+                }
+            )
     path = tmp_path / "recognition.json"
     path.write_text(json.dumps(results, indent=1))
     lines = [f"Spoken-command suite, {len(COMMANDS)} commands per voice ({path})"]

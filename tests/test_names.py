@@ -233,12 +233,13 @@ def test_similarity_compares_the_words_that_differ() -> None:
         "light",
         "please",
     ]
-    assert template_words(["turn on [the] {name}", "(switch|turn) <on> {area}"]) == {
+    assert template_words(["turn on [the] {name}", "(switch|turn) <on> {area}"]) == [
         "turn",
         "on",
         "the",
         "switch",
-    }
+    ]
+    assert template_words(["a b b c c c"], limit=2) == ["c", "b"]
 
 
 async def test_vocabulary_has_exposed_names_and_intent_words(

@@ -16,6 +16,7 @@ itself off.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 import functools
@@ -248,12 +249,12 @@ _TEMPLATE_REFERENCE = re.compile(r"\{[^}]*\}|<[^>]*>")
 MAX_TERMS = 1000
 
 
-def template_words(templates: Iterable[str]) -> set[str]:
-    """Return the literal words of hassil sentence templates."""
-    found: set[str] = set()
+def template_words(templates: Iterable[str], limit: int = MAX_TERMS) -> list[str]:
+    """Return the literal words of hassil sentence templates, most used first."""
+    counts: Counter[str] = Counter()
     for template in templates:
-        found.update(words(_TEMPLATE_REFERENCE.sub(" ", template)))
-    return found
+        counts.update(words(_TEMPLATE_REFERENCE.sub(" ", template)))
+    return [word for word, _ in counts.most_common(limit)]
 
 
 class NameRepair:
@@ -283,7 +284,7 @@ class NameRepair:
                         rule.text or ""
                         for rule in loaded.intents.expansion_rules.values()
                     )
-                    terms = tuple(sorted(template_words(templates))[:MAX_TERMS])
+                    terms = tuple(template_words(templates))
             self._terms[language] = terms
         return Vocabulary(names=names, terms=terms)
 
