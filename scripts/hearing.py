@@ -242,18 +242,25 @@ async def _leadin(port: int, made: list[Recording]) -> None:
 
 
 async def _steer(port: int, made: list[Recording]) -> None:
-    """A/B: the same audio with and without the home's vocabulary."""
-    same = right_plain = right_steered = 0
+    """A/B: the same audio with and without the home's vocabulary.
+
+    The audio without it is sent twice, to see how much the server differs
+    from itself.
+    """
+    steered_same = plain_same = right_plain = right_steered = 0
     for rec in made:
         pcm = live_like(rec.speech, 0.5, 1.3)
         plain = await transcribe(port, pcm)
         steered = await transcribe(port, pcm, STEER_NAMES, STEER_TERMS)
-        same += plain == steered
+        again = await transcribe(port, pcm)
+        steered_same += plain == steered
+        plain_same += plain == again
         right_plain += words(plain) == words(rec.text)
         right_steered += words(steered) == words(rec.text)
     print(
-        f"{len(made)} recordings: identical transcripts {same};"
-        f" exact without names {right_plain}, with names {right_steered}"
+        f"{len(made)} recordings: with names the same as without {steered_same},"
+        f" without names twice the same {plain_same};"
+        f" word for word right without names {right_plain}, with {right_steered}"
     )
 
 
