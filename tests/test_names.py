@@ -359,3 +359,38 @@ async def test_a_failing_repair_loses_nothing(
     ).internal_async_process_audio_stream(english_metadata(), _audio())
     assert result.text == "Turn on the kitchen lite."
     assert "Could not repair" in caplog.text
+
+
+async def test_an_automation_sentence_is_left_alone(home: HomeAssistant) -> None:
+    """A sentence an automation listens for is not repaired into a command."""
+    assert await async_setup_component(
+        home,
+        "automation",
+        {
+            "automation": {
+                "triggers": {
+                    "trigger": "conversation",
+                    "command": "Turn on the kitchen lite",
+                },
+                "actions": [],
+            }
+        },
+    )
+    await home.async_block_till_done()
+    repair = NameRepair(home)
+    assert await repair.async_repair("Turn on the kitchen lite.", "en") is None
+    assert await repair.async_repair("Turn off the kitchen lite.", "en") is not None
+
+
+async def test_another_agent_hears_the_transcript_as_heard(
+    home: HomeAssistant, stub_home: StubHome
+) -> None:
+    """With another conversation agent the assistant hands on what was heard."""
+    stub_home.stt.behaviour.transcript = " Turn on the kitchen lite."
+    await _set_option(
+        home, stub_home.entry, conversation_engine="conversation.another_agent"
+    )
+    result = await _assistant_stt(
+        home, stub_home.entry
+    ).internal_async_process_audio_stream(english_metadata(), _audio())
+    assert result.text == "Turn on the kitchen lite."

@@ -295,18 +295,19 @@ class NameRepair:
         if not isinstance(agent, DefaultAgent):
             return None
         result = await agent.async_recognize_intent(
-            conversation.ConversationInput(
-                text=text,
-                context=Context(),
-                conversation_id=None,
-                device_id=None,
-                satellite_id=None,
-                language=language,
-                agent_id=conversation.HOME_ASSISTANT_AGENT,
-            ),
-            strict_intents_only=strict,
+            _conversation_input(text, language), strict_intents_only=strict
         )
         return result if isinstance(result, RecognizeResult) else None
+
+    async def _is_sentence_trigger(self, text: str, language: str) -> bool:
+        """Return whether an automation's own sentence matches the text."""
+        agent = async_get_agent(self.hass)
+        if not isinstance(agent, DefaultAgent):
+            return False
+        found = await agent.async_recognize_sentence_trigger(
+            _conversation_input(text, language)
+        )
+        return found is not None
 
     async def async_understood(self, text: str, language: str) -> bool:
         """Return whether the local agent understands a command with real targets."""
@@ -347,7 +348,9 @@ class NameRepair:
         started = time.perf_counter()
         if base_language(language) not in LANGUAGES or not heard.strip():
             return None
-        if self._understood(await self._recognize(heard, language)):
+        if self._understood(
+            await self._recognize(heard, language)
+        ) or await self._is_sentence_trigger(heard, language):
             return None
         # A sentence that names something Assist knows but may not touch is
         # left for the agent to refuse.
@@ -415,6 +418,18 @@ class NameRepair:
             intent=intent_name,
             milliseconds=_since(started),
         )
+
+
+def _conversation_input(text: str, language: str) -> conversation.ConversationInput:
+    return conversation.ConversationInput(
+        text=text,
+        context=Context(),
+        conversation_id=None,
+        device_id=None,
+        satellite_id=None,
+        language=language,
+        agent_id=conversation.HOME_ASSISTANT_AGENT,
+    )
 
 
 def _since(started: float) -> float:

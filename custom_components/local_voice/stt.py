@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable
 import logging
 
-from homeassistant.components import stt
+from homeassistant.components import conversation, stt
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -124,7 +124,13 @@ class AssistantSttEntity(LocalVoiceSttEntity):
             return Vocabulary()
 
     async def _async_understood(self, text: str, language: str) -> str:
-        if not self.assistant.settings.repair_names:
+        settings = self.assistant.settings
+        # Repair judges by Home Assistant's own agent: another agent (a
+        # language model) reads the transcript as heard.
+        if (
+            not settings.repair_names
+            or settings.conversation_engine != conversation.HOME_ASSISTANT_AGENT
+        ):
             return text
         try:
             repair = await name_repair(self.hass).async_repair(text, language)
