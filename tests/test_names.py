@@ -21,6 +21,7 @@ from homeassistant.components.conversation.agent_manager import async_get_agent
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.setup import async_setup_component
+from hypothesis import given, settings, strategies as st
 import pytest
 from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
@@ -28,7 +29,10 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 
 from custom_components.local_voice.const import SUBENTRY_ASSISTANT
 from custom_components.local_voice.names import (
+    MAX_WORDS,
+    KnownName,
     NameRepair,
+    candidates,
     known_names,
     name_repair,
     similarity,
@@ -216,8 +220,6 @@ async def test_ambiguous_repairs_are_refused(home: HomeAssistant) -> None:
 
 def test_similarity_compares_the_words_that_differ() -> None:
     """Shared words are no evidence; added or dropped words are no match."""
-    from custom_components.local_voice.names import KnownName
-
     kitchen = KnownName.of("Kitchen Light")
     heater = KnownName.of("Heater")
     assert kitchen is not None and heater is not None
@@ -394,3 +396,51 @@ async def test_another_agent_hears_the_transcript_as_heard(
         home, stub_home.entry
     ).internal_async_process_audio_stream(english_metadata(), _audio())
     assert result.text == "Turn on the kitchen lite."
+
+
+NAMES = [
+    KnownName.of(text)
+    for text in ("Kitchen Light", "Living Room Blinds", "Heater", "Bedroom")
+]
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.text(max_size=200))
+def test_any_text_gives_bounded_candidates(text: str) -> None:
+    """Any transcript: spans inside it, no numbers, scores within 0..1."""
+    heard = words(text)
+    names = [name for name in NAMES if name is not None]
+    for candidate in candidates(heard, names):
+        assert 0 <= candidate.start < candidate.end <= len(heard)
+        assert not any(w.isdigit() for w in heard[candidate.start : candidate.end])
+        assert 0 <= candidate.score <= 1
+
+
+async def test_odd_transcripts_are_left_alone(
+    home: HomeAssistant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Empty, huge, symbol-only or foreign-script transcripts raise nothing.
+
+    A long one is not searched at all, so it cannot hold up the event loop.
+    """
+    repair = NameRepair(home)
+    searched: list[int] = []
+
+    def counting(heard: list[str], names: list[KnownName]) -> list[Any]:
+        searched.append(len(heard))
+        return candidates(heard, names)
+
+    monkeypatch.setattr("custom_components.local_voice.names.candidates", counting)
+    for text in (
+        "",
+        "   ",
+        "...!?",
+        "12 34 56",
+        "🔥 turn on 🔥",
+        "включи свет на кухне",
+        "turn on the " + "kitchen " * 2000,
+        "the " * 500,
+    ):
+        assert await repair.async_repair(text, "en") is None
+    assert searched
+    assert max(searched) <= MAX_WORDS

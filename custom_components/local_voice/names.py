@@ -56,6 +56,9 @@ MAX_TRIES = 6
 # Once a repair matched, candidates that sound this much less alike are not
 # rivals worth a match.
 MARGIN = 0.1
+# Commands are short: a longer transcript is dictation or conversation, and
+# comparing every span of it with every name would hold up the event loop.
+MAX_WORDS = 30
 # Slots of the default agent's sentences that hold a name.
 NAME_SLOTS = ("name", "area", "floor")
 
@@ -371,8 +374,10 @@ class NameRepair:
                     intent=result.intent.name,
                     milliseconds=_since(started),
                 )
-        names = known_names(self.hass)
         matches = list(_WORD.finditer(plain))
+        if len(matches) > MAX_WORDS:
+            return None
+        names = known_names(self.hass)
         heard_words = [m.group().lower() for m in matches]
         outcomes: dict[
             tuple[str, frozenset[tuple[str, str]]], tuple[_Candidate, str]
