@@ -1,13 +1,14 @@
 """Repair the home's names in a transcript that the local agent does not understand.
 
-A general recogniser does not know this home: it hears "turn on the fever"
-where a person said "turn on the heater". When a transcript is not a command
-Home Assistant's own agent understands, the spans of it that sound like a name
-the home knows (exposed entities and their aliases, areas, floors) are put in
-place of what was heard, one at a time, and each repaired sentence is matched
-by the default agent (matching only: nothing is executed). A repair is kept
-only when the evidence is strong and exactly one command comes out of it,
-with targets that exist; otherwise the transcript is left as it was heard.
+A general recogniser does not know this home: it hears "open the living room
+lines" where a person said "open the living room blinds". When a transcript
+is not a command Home Assistant's own agent understands, the spans of it that
+sound like a name the home knows (exposed entities and their aliases, areas,
+floors) are put in place of what was heard, one at a time, and each repaired
+sentence is matched by the default agent (matching only: nothing is
+executed). A repair is kept only when the evidence is strong and exactly one
+command comes out of it, with targets that exist; otherwise the transcript is
+left as it was heard.
 
 Sounds are compared with Metaphone codes (English), spelling with an edit
 distance, so the repair is English only; for other languages it switches
@@ -80,11 +81,10 @@ def sound(word_list: Iterable[str]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class KnownName:
-    """A name the home uses for something: how to write it, how it sounds."""
+    """A name the home uses for something: how it is written, its words."""
 
     text: str
     words: tuple[str, ...]
-    sound: str
     exposed: bool
 
     @classmethod
@@ -93,7 +93,7 @@ class KnownName:
         name_words = tuple(words(text))
         if not name_words:
             return None
-        return cls(text.strip(), name_words, sound(name_words), exposed)
+        return cls(text.strip(), name_words, exposed)
 
 
 @dataclass(frozen=True, slots=True)
