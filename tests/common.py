@@ -8,7 +8,7 @@ from pathlib import Path
 import re
 from typing import Any
 
-from homeassistant.config_entries import SOURCE_USER
+from homeassistant.config_entries import SOURCE_USER, ConfigSubentry
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import entity_registry as er
@@ -16,7 +16,11 @@ from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.local_voice.config_flow import async_probe, provider_subentry
-from custom_components.local_voice.const import DOMAIN, SUBENTRY_PROVIDER
+from custom_components.local_voice.const import (
+    DOMAIN,
+    SUBENTRY_ASSISTANT,
+    SUBENTRY_PROVIDER,
+)
 
 HOST = "127.0.0.1"
 
@@ -129,6 +133,25 @@ async def async_add_local_voice(
     result = await async_accept_assistant_defaults(hass, result)
     await hass.async_block_till_done()
     return result["result"]
+
+
+def assistant_subentry(entry: MockConfigEntry) -> ConfigSubentry:
+    """Return the entry's one assistant subentry."""
+    (subentry,) = [
+        s for s in entry.subentries.values() if s.subentry_type == SUBENTRY_ASSISTANT
+    ]
+    return subentry
+
+
+async def async_set_assistant(
+    hass: HomeAssistant, entry: MockConfigEntry, **settings: Any
+) -> None:
+    """Change settings of the entry's assistant, as its reconfigure flow would save."""
+    subentry = assistant_subentry(entry)
+    hass.config_entries.async_update_subentry(
+        entry, subentry, data={**subentry.data, **settings}
+    )
+    await hass.async_block_till_done()
 
 
 def entity_id(hass: HomeAssistant, domain: str, unique_id: str) -> str:

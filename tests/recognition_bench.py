@@ -1,4 +1,4 @@
-"""Recognition: the spoken-command suite with name repair on and off.
+"""Recognition: the spoken-command suite with name repair on and off, and core.
 
 Not part of the suite (the file name keeps pytest from collecting it);
 `scripts/recognition` runs it. Home Assistant and Local Voice are set up the
@@ -7,11 +7,14 @@ the demo home. Every command of the spoken-command suite is said in each
 voice of `scripts.hearing.VOICES`, clean and in a noisy, reverberant room
 (10 dB SNR), and sent through the preferred pipeline with trailing silence,
 so that the pipeline decides the end of speech. Every recording is run with
-name repair on (the assistant's option), then every one with it off.
+name repair on (the assistant's option), each followed by the same recording
+through Home Assistant's own Wyoming integration over the same servers; then
+every one again with repair off.
 The audio is sent as fast as it is taken: it is the same audio a live
 microphone would send, the pace only changes how long the run takes.
 
-Prints the success rate per voice and room for both settings, and every
+Prints the success rate per voice and room for the three, the commands
+core gets right and Local Voice does not, and every
 failure with its transcript; writes the whole as JSON (path printed). Then
 `test_repair_time` measures what the repair adds to a command.
 """
@@ -26,19 +29,28 @@ import statistics
 import time
 from typing import Any
 
-from homeassistant.components.conversation import ConversationInput
+from homeassistant.components.assist_pipeline.pipeline import (
+    async_create_default_pipeline,
+)
 from homeassistant.components.conversation.agent_manager import async_get_agent
 from homeassistant.components.conversation.default_agent import DefaultAgent
-from homeassistant.core import Context, HomeAssistant
+from homeassistant.config_entries import SOURCE_USER
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
 import pytest
 
-from custom_components.local_voice.const import SUBENTRY_ASSISTANT
-from custom_components.local_voice.names import NameRepair
+from custom_components.local_voice.names import NameRepair, conversation_input
 from scripts.demo_home import async_setup_demo_home
 from scripts.hearing import MISHEARD, VOICES, noisy
 from scripts.speech import SpeechMaker
-from tests.common import async_add_local_voice
+from tests.common import (
+    assistant_subentry,
+    async_add_local_voice,
+    async_set_assistant,
+    entity_id,
+)
 from tests.pipeline_helpers import async_run_speech
 from tests.test_command_suite import COMMANDS, LIVE_TAIL
 
@@ -56,80 +68,128 @@ async def test_recognition(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Report the success rates with and without name repair."""
+    """Report the success rates with and without name repair, and of core."""
     hass = voice_hass
     await async_setup_demo_home(hass)
     entry = await async_add_local_voice(hass, scan_ports, piper, whisper, wakeword)
-    (subentry,) = [
-        s for s in entry.subentries.values() if s.subentry_type == SUBENTRY_ASSISTANT
-    ]
+    subentry_id = assistant_subentry(entry).subentry_id
     recordings = []
     for voice, say in VOICES.items():
         for command in COMMANDS:
             clean = say(speech, command.text)
             recordings.append((voice, command, "clean", clean))
             recordings.append((voice, command, "noisy", noisy(clean)))
+    core = await _core_pipeline(
+        hass, whisper, entity_id(hass, "tts", f"{subentry_id}-tts")
+    )
     results: list[dict[str, Any]] = []
+    # Repair on, each recording through Local Voice and then through core's
+    # Wyoming integration (the same servers); then repair off.
     for repair in (True, False):
-        hass.config_entries.async_update_subentry(
-            entry,
-            entry.subentries[subentry.subentry_id],
-            data={
-                **entry.subentries[subentry.subentry_id].data,
-                "repair_names": repair,
-            },
-        )
-        await hass.async_block_till_done()
-        assistant = entry.runtime_data.assistants[subentry.subentry_id]
+        await async_set_assistant(hass, entry, repair_names=repair)
+        assistant = entry.runtime_data.assistants[subentry_id]
         assert assistant.settings.repair_names == repair
+        setups = [(REPAIR if repair else NO_REPAIR, None)]
+        if repair:
+            setups.append((CORE, core))
         for voice, command, room, audio in recordings:
-            await command.prepare(hass)
-            await hass.async_block_till_done()
-            count = assistant.repair_count
-            run = await async_run_speech(hass, audio, tail=LIVE_TAIL)
-            await hass.async_block_till_done()
-            results.append(
-                {
-                    "voice": voice,
-                    "room": room,
-                    "repair": repair,
-                    "command": command.text,
-                    "heard": run.transcript if not run.errors else "",
-                    "repaired": assistant.repair_count > count,
-                    "answer": run.answer if not run.errors else "",
-                    "ok": not run.errors and command.check(hass, run),
-                }
-            )
+            for setup, pipeline_id in setups:
+                await command.prepare(hass)
+                await hass.async_block_till_done()
+                run = await async_run_speech(
+                    hass, audio, pipeline_id=pipeline_id, tail=LIVE_TAIL
+                )
+                await hass.async_block_till_done()
+                results.append(
+                    {
+                        "voice": voice,
+                        "room": room,
+                        "setup": setup,
+                        "command": command.text,
+                        "heard": run.transcript if not run.errors else "",
+                        "answer": run.answer if not run.errors else "",
+                        "ok": not run.errors and command.check(hass, run),
+                    }
+                )
     path = tmp_path / "recognition.json"
     path.write_text(json.dumps(results, indent=1))
+    with capsys.disabled():
+        print("\n" + "\n".join(_report(results, path)))
+
+
+REPAIR, NO_REPAIR, CORE = "local voice", "no repair", "core wyoming"
+
+
+async def _core_pipeline(hass: HomeAssistant, whisper: int, tts_entity: str) -> str:
+    """Add core's Wyoming integration for the Whisper server; return its pipeline.
+
+    The pipeline has core's speech-to-text and Local Voice's text-to-speech,
+    so that only the way in differs.
+    """
+    result = await hass.config_entries.flow.async_init(
+        "wyoming",
+        context={"source": SOURCE_USER},
+        data={"host": "127.0.0.1", "port": whisper},
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY, result
+    await hass.async_block_till_done()
+    (core_stt,) = [
+        e.entity_id
+        for e in er.async_get(hass).entities.values()
+        if e.platform == "wyoming" and e.domain == "stt"
+    ]
+    pipeline = await async_create_default_pipeline(
+        hass, core_stt, tts_entity, "Core Wyoming"
+    )
+    assert pipeline is not None
+    return pipeline.id
+
+
+def _report(results: list[dict[str, Any]], path: Path) -> list[str]:
+    """Return the success table per room and voice, and each failure."""
     lines = [f"Spoken-command suite, {len(COMMANDS)} commands per voice ({path})"]
-    table: dict[tuple[str, str, bool], list[bool]] = defaultdict(list)
+    table: dict[tuple[str, str, str], list[bool]] = defaultdict(list)
     for r in results:
-        table[r["voice"], r["room"], r["repair"]].append(r["ok"])
+        table[r["voice"], r["room"], r["setup"]].append(r["ok"])
+    setups = (REPAIR, NO_REPAIR, CORE)
     for room in ("clean", "noisy"):
-        lines.append(f"{room}: voice  with repair  without")
-        for voice in VOICES:
-            on, off = table[voice, room, True], table[voice, room, False]
-            lines.append(f"  {voice:24} {sum(on):2}/{len(on)}  {sum(off):2}/{len(off)}")
-        on = [ok for (_, rm, rep), v in table.items() if rm == room and rep for ok in v]
-        off = [
-            ok
-            for (_, rm, rep), v in table.items()
-            if rm == room and not rep
-            for ok in v
-        ]
-        lines.append(
-            f"  overall {sum(on)}/{len(on)} ({100 * statistics.mean(on):.1f} %)"
-            f" against {sum(off)}/{len(off)} ({100 * statistics.mean(off):.1f} %)"
-        )
+        lines.append(f"{room}: voice" + "".join(f"  {s:>13}" for s in setups))
+        for voice in [*VOICES, None]:
+            cells = []
+            for setup in setups:
+                oks = [
+                    ok
+                    for (v, rm, st), values in table.items()
+                    if rm == room and st == setup and voice in (None, v)
+                    for ok in values
+                ]
+                cells.append(
+                    f"{sum(oks)}/{len(oks)} ({100 * statistics.mean(oks):.1f} %)"
+                    if voice is None
+                    else f"{sum(oks)}/{len(oks)}"
+                )
+            label = voice or "overall"
+            lines.append(f"  {label:24}" + "".join(f"  {c:>13}" for c in cells))
+    ours = {
+        (r["voice"], r["room"], r["command"]): r["ok"]
+        for r in results
+        if r["setup"] == REPAIR
+    }
+    lost = [
+        r
+        for r in results
+        if r["setup"] == CORE
+        and r["ok"]
+        and not ours[r["voice"], r["room"], r["command"]]
+    ]
+    lines.append(f"Commands core gets right and Local Voice does not: {len(lost)}")
     lines.extend(
-        f"  FAIL {r['room']} {r['voice']} repair={r['repair']}: {r['command']!r}"
+        f"  FAIL {r['room']} {r['voice']} {r['setup']}: {r['command']!r}"
         f" heard {r['heard']!r} answered {r['answer']!r}"
         for r in results
         if not r["ok"]
     )
-    with capsys.disabled():
-        print("\n" + "\n".join(lines))
+    return lines
 
 
 async def test_repair_time(
@@ -151,17 +211,6 @@ async def test_repair_time(
     repair = NameRepair(hass)
     await repair.async_repair("Turn on the kitchen light.", "en")  # load intents
 
-    def conversation_input(text: str) -> ConversationInput:
-        return ConversationInput(
-            text=text,
-            context=Context(),
-            conversation_id=None,
-            device_id=None,
-            satellite_id=None,
-            language="en",
-            agent_id="conversation.home_assistant",
-        )
-
     async def timed(*steps: Callable[[], Awaitable[object]]) -> float:
         agent._intent_cache.clear()
         started = time.perf_counter()
@@ -174,11 +223,13 @@ async def test_repair_time(
         for command in COMMANDS:
             text = command.text
             alone = await timed(
-                lambda t=text: agent.async_recognize_intent(conversation_input(t))
+                lambda t=text: agent.async_recognize_intent(conversation_input(t, "en"))
             )
             both = await timed(
                 lambda t=text: repair.async_repair(t, "en"),
-                lambda t=text: agent.async_recognize_intent(conversation_input(t)),
+                lambda t=text: agent.async_recognize_intent(
+                    conversation_input(t, "en")
+                ),
             )
             added.append(both - alone)
     misheard = json.loads(MISHEARD.read_text())

@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from homeassistant.components import stt
-from homeassistant.components.conversation import ConversationInput
 from homeassistant.components.conversation.agent_manager import async_get_agent
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
-from homeassistant.core import Context, HomeAssistant
+from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 from hypothesis import given, settings, strategies as st
 import pytest
@@ -27,12 +26,12 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
 )
 
-from custom_components.local_voice.const import SUBENTRY_ASSISTANT
 from custom_components.local_voice.names import (
     MAX_WORDS,
     KnownName,
     NameRepair,
     candidates,
+    conversation_input,
     known_names,
     name_repair,
     similarity,
@@ -40,9 +39,16 @@ from custom_components.local_voice.names import (
     words,
 )
 from scripts.demo_home import async_setup_demo_home
-from tests.common import entity_id, provider_subentry_id
+from scripts.hearing import SUITE
+from tests.common import (
+    assistant_subentry,
+    async_set_assistant,
+    entity_id,
+    provider_subentry_id,
+)
 from tests.conftest import StubHome
 from tests.pipeline_helpers import english_metadata
+from tests.test_command_suite import COMMANDS
 
 DATA = Path(__file__).parent / "data"
 MISHEARD = json.loads((DATA / "misheard.json").read_text())
@@ -76,22 +82,18 @@ async def _meaning(hass: HomeAssistant, text: str) -> tuple[str, frozenset[Any]]
     """Return the intent and slot values the local agent finds in a sentence."""
     agent = async_get_agent(hass)
     result = await agent.async_recognize_intent(  # type: ignore[union-attr]
-        ConversationInput(
-            text=text,
-            context=Context(),
-            conversation_id=None,
-            device_id=None,
-            satellite_id=None,
-            language="en",
-            agent_id="conversation.home_assistant",
-        ),
-        strict_intents_only=True,
+        conversation_input(text, "en"), strict_intents_only=True
     )
     if result is None:
         return None
     return result.intent.name, frozenset(
         (k, str(v.value)) for k, v in result.entities.items()
     )
+
+
+def test_the_hearing_corpus_holds_the_suite() -> None:
+    """scripts/hearing.py measures the suite's own sentences (it keeps a copy)."""
+    assert [command.text for command in COMMANDS] == SUITE
 
 
 def test_the_collected_set_is_large_enough() -> None:
@@ -255,26 +257,12 @@ async def test_vocabulary_has_exposed_names_and_intent_words(
 
 
 def _assistant_stt(hass: HomeAssistant, entry: Any) -> stt.SpeechToTextEntity:
-    subentry_id = next(
-        s.subentry_id
-        for s in entry.subentries.values()
-        if s.subentry_type == SUBENTRY_ASSISTANT
-    )
+    subentry_id = assistant_subentry(entry).subentry_id
     engine = stt.async_get_speech_to_text_entity(
         hass, entity_id(hass, "stt", f"{subentry_id}-stt")
     )
     assert engine is not None
     return engine
-
-
-async def _set_option(hass: HomeAssistant, entry: Any, **options: Any) -> None:
-    subentry = next(
-        s for s in entry.subentries.values() if s.subentry_type == SUBENTRY_ASSISTANT
-    )
-    hass.config_entries.async_update_subentry(
-        entry, subentry, data={**subentry.data, **options}
-    )
-    await hass.async_block_till_done()
 
 
 async def _audio() -> AsyncIterator[bytes]:
@@ -311,7 +299,7 @@ async def test_the_assistant_hears_names_repaired(
     assert assistant["name_repairs"] == {"count": 1, "recent": None}
     assert "lite" not in str(data)
 
-    await _set_option(hass, entry, keep_debug_runs=True)
+    await async_set_assistant(hass, entry, keep_debug_runs=True)
     await _assistant_stt(hass, entry).internal_async_process_audio_stream(
         metadata, _audio()
     )
@@ -320,7 +308,7 @@ async def test_the_assistant_hears_names_repaired(
     assert recent["heard"] == "Turn on the kitchen lite."
     assert recent["understood"] == "Turn on the Kitchen Light."
 
-    await _set_option(hass, entry, repair_names=False)
+    await async_set_assistant(hass, entry, repair_names=False)
     result = await _assistant_stt(hass, entry).internal_async_process_audio_stream(
         metadata, _audio()
     )
@@ -334,7 +322,7 @@ async def test_the_assistant_hears_names_repaired(
         ),
     )
     assert provider_engine is not None
-    await _set_option(hass, entry, repair_names=True)
+    await async_set_assistant(hass, entry, repair_names=True)
     result = await provider_engine.internal_async_process_audio_stream(
         metadata, _audio()
     )
@@ -389,7 +377,7 @@ async def test_another_agent_hears_the_transcript_as_heard(
 ) -> None:
     """With another conversation agent the assistant hands on what was heard."""
     stub_home.stt.behaviour.transcript = " Turn on the kitchen lite."
-    await _set_option(
+    await async_set_assistant(
         home, stub_home.entry, conversation_engine="conversation.another_agent"
     )
     result = await _assistant_stt(

@@ -298,7 +298,7 @@ class NameRepair:
         if not isinstance(agent, DefaultAgent):
             return None
         result = await agent.async_recognize_intent(
-            _conversation_input(text, language), strict_intents_only=strict
+            conversation_input(text, language), strict_intents_only=strict
         )
         return result if isinstance(result, RecognizeResult) else None
 
@@ -308,7 +308,7 @@ class NameRepair:
         if not isinstance(agent, DefaultAgent):
             return False
         found = await agent.async_recognize_sentence_trigger(
-            _conversation_input(text, language)
+            conversation_input(text, language)
         )
         return found is not None
 
@@ -383,7 +383,8 @@ class NameRepair:
             tuple[str, frozenset[tuple[str, str]]], tuple[_Candidate, str]
         ] = {}
         best_match = 0.0
-        for tries, candidate in enumerate(worth_trying(candidates(heard_words, names))):
+        exposed = [c for c in candidates(heard_words, names) if c.name.exposed]
+        for tries, candidate in enumerate(exposed):
             # Below KEEP_SCORE a candidate is only worth a match as a rival
             # of one that matched.
             floor = best_match - MARGIN if best_match else KEEP_SCORE
@@ -425,7 +426,8 @@ class NameRepair:
         )
 
 
-def _conversation_input(text: str, language: str) -> conversation.ConversationInput:
+def conversation_input(text: str, language: str) -> conversation.ConversationInput:
+    """Return a sentence as input for Home Assistant's own agent."""
     return conversation.ConversationInput(
         text=text,
         context=Context(),
@@ -449,11 +451,6 @@ def _fills_slot(result: RecognizeResult, name: KnownName) -> bool:
         for slot, entity in result.entities.items()
         if slot in NAME_SLOTS
     )
-
-
-def worth_trying(found: list[_Candidate]) -> list[_Candidate]:
-    """Return the candidates of exposed names; unexposed ones are no repair."""
-    return [candidate for candidate in found if candidate.name.exposed]
 
 
 @callback
