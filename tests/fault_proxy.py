@@ -131,4 +131,6 @@ class FaultProxy:
             with contextlib.suppress(ConnectionError):
                 await sink.drain()
         if not sink.transport.is_closing():
-            sink.write_eof()
+            # The other side may have gone already (ENOTCONN): nothing to pass on.
+            with contextlib.suppress(OSError):
+                sink.write_eof()
