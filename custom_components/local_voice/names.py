@@ -64,9 +64,6 @@ MAX_WORDS = 30
 NAME_SLOTS = ("name", "area", "floor")
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
-# Words a recogniser hears in place of "the" before a name ("turn off my
-# kitchen light"); the local agent's sentences know only "the".
-_STAND_INS = re.compile(r"\b(?:my|your|our|his|her|their)\b(?=\s+\w)", re.IGNORECASE)
 
 
 def words(text: str) -> list[str]:
@@ -102,8 +99,7 @@ class Repair:
 
     heard: str
     text: str
-    # The words heard and the name put in their place; both empty when only
-    # a word heard for "the" was put right.
+    # The words heard and the name put in their place.
     span: str
     name: str
     score: float
@@ -360,21 +356,7 @@ class NameRepair:
         loose = await self._recognize(heard, language, strict=False)
         if loose is not None and not loose.unmatched_entities:
             return None
-        # "my" heard for "the" is put right first; the names then.
-        plain = _STAND_INS.sub("the", heard)
-        if plain != heard:
-            result = await self._recognize(plain, language)
-            if result is not None and self._understood(result):
-                return Repair(
-                    heard=heard.strip(),
-                    text=plain.strip(),
-                    span="",
-                    name="",
-                    score=1.0,
-                    intent=result.intent.name,
-                    milliseconds=_since(started),
-                )
-        matches = list(_WORD.finditer(plain))
+        matches = list(_WORD.finditer(heard))
         if len(matches) > MAX_WORDS:
             return None
         names = known_names(self.hass)
@@ -392,7 +374,7 @@ class NameRepair:
                 break
             start = matches[candidate.start].start()
             end = matches[candidate.end - 1].end()
-            text = plain[:start] + candidate.name.text + plain[end:]
+            text = heard[:start] + candidate.name.text + heard[end:]
             result = await self._recognize(text, language)
             if result is None or not _fills_slot(result, candidate.name):
                 continue
