@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from homeassistant.components import stt
+from homeassistant.components.conversation import async_converse
 from homeassistant.components.conversation.agent_manager import async_get_agent
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
-from homeassistant.core import HomeAssistant
+from homeassistant.core import Context, HomeAssistant
 from homeassistant.setup import async_setup_component
 from hypothesis import given, settings, strategies as st
 import pytest
@@ -432,3 +433,26 @@ async def test_odd_transcripts_are_left_alone(
         assert await repair.async_repair(text, "en") is None
     assert searched
     assert max(searched) <= MAX_WORDS
+
+
+@pytest.mark.parametrize(
+    ("heard", "answer"),
+    [
+        ("Turn on the fever", "not aware of any device called fever"),
+        ("Open the garage door", "garage door"),
+    ],
+)
+async def test_the_agent_answers_as_before_after_a_repair_attempt(
+    home: HomeAssistant, heard: str, answer: str
+) -> None:
+    """Trying a repair leaves the agent's own answer to the transcript unchanged.
+
+    The agent's cache is keyed by text and device: a check under the run's
+    key would turn "not aware of any device called fever" (and the refusal
+    of an unexposed device) into "Sorry, I couldn't understand that".
+    """
+    assert await NameRepair(home).async_repair(heard, "en") is None
+    result = await async_converse(home, heard, None, Context(), "en")
+    speech = result.response.speech["plain"]["speech"]
+    assert answer in speech.lower(), speech
+    assert "couldn't understand" not in speech

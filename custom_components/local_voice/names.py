@@ -60,6 +60,13 @@ MARGIN = 0.1
 # Commands are short: a longer transcript is dictation or conversation, and
 # comparing every span of it with every name would hold up the event loop.
 MAX_WORDS = 30
+# The default agent caches what it matched by text and device. A strict-only
+# check caches a miss that makes a later full match skip its unexposed and
+# unknown-name stages, so the agent would answer "Sorry, I couldn't
+# understand that" where it says "not aware of any device called ...". The
+# checks made here therefore use a device id of their own, which names no
+# device (so no area context either) and shares no cache entry with a run.
+CHECK_DEVICE_ID = f"{DOMAIN}_check"
 # Slots of the default agent's sentences that hold a name.
 NAME_SLOTS = ("name", "area", "floor")
 
@@ -293,18 +300,22 @@ class NameRepair:
         agent = async_get_agent(self.hass)
         if not isinstance(agent, DefaultAgent):
             return None
+        # The same cache flaw within the checks: a full match must not find
+        # the strict check's miss.
+        device_id = CHECK_DEVICE_ID if strict else f"{CHECK_DEVICE_ID}_all"
         result = await agent.async_recognize_intent(
-            conversation_input(text, language), strict_intents_only=strict
+            conversation_input(text, language, device_id),
+            strict_intents_only=strict,
         )
         return result if isinstance(result, RecognizeResult) else None
 
-    async def _is_sentence_trigger(self, text: str, language: str) -> bool:
+    async def async_is_sentence_trigger(self, text: str, language: str) -> bool:
         """Return whether an automation's own sentence matches the text."""
         agent = async_get_agent(self.hass)
         if not isinstance(agent, DefaultAgent):
             return False
         found = await agent.async_recognize_sentence_trigger(
-            conversation_input(text, language)
+            conversation_input(text, language, CHECK_DEVICE_ID)
         )
         return found is not None
 
@@ -349,7 +360,7 @@ class NameRepair:
             return None
         if self._understood(
             await self._recognize(heard, language)
-        ) or await self._is_sentence_trigger(heard, language):
+        ) or await self.async_is_sentence_trigger(heard, language):
             return None
         # A sentence that names something Assist knows but may not touch is
         # left for the agent to refuse.
@@ -408,13 +419,15 @@ class NameRepair:
         )
 
 
-def conversation_input(text: str, language: str) -> conversation.ConversationInput:
+def conversation_input(
+    text: str, language: str, device_id: str | None = None
+) -> conversation.ConversationInput:
     """Return a sentence as input for Home Assistant's own agent."""
     return conversation.ConversationInput(
         text=text,
         context=Context(),
         conversation_id=None,
-        device_id=None,
+        device_id=device_id,
         satellite_id=None,
         language=language,
         agent_id=conversation.HOME_ASSISTANT_AGENT,
