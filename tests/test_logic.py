@@ -166,8 +166,10 @@ def test_assistant_settings_are_saved_whole() -> None:
         keep_debug_runs=True,
         tts_cache_seconds=3600,
         repair_names=False,
+        early_end=False,
     )
     assert AssistantSettings.from_data(settings.as_data()) == settings
     defaults = AssistantSettings.from_data({"name": "Old", "language": "en"})
     assert defaults.repair_names is True
+    assert defaults.early_end is True
     assert defaults.keep_debug_runs is False

@@ -23,6 +23,7 @@ from homeassistant.exceptions import HomeAssistantError
 from wyoming.audio import AudioChunkConverter, AudioFormat
 
 from .chain import ProviderHandle, SttChain, TtsChain, WakeChain
+from .early_end import ENDED_BY_SILENCE, ENDED_EARLY, Ending
 from .language import base_language
 from .names import Repair
 from .provider import Offer
@@ -40,9 +41,11 @@ CONF_KNOWN_PROVIDERS = "known_providers"
 CONF_KEEP_DEBUG_RUNS = "keep_debug_runs"
 CONF_TTS_CACHE_SECONDS = "tts_cache_seconds"
 CONF_REPAIR_NAMES = "repair_names"
+CONF_EARLY_END = "early_end"
 DEFAULT_TTS_CACHE_SECONDS = 60
 
 RECENT_REPAIRS = 10
+RECENT_ENDINGS = 20
 
 DEFAULT_NAME = "Local Voice"
 DEFAULT_AGENT = conversation.HOME_ASSISTANT_AGENT
@@ -94,6 +97,8 @@ class AssistantSettings:
     # Put the home's names in place of what sounds like them when the local
     # agent does not understand a transcript (names.py).
     repair_names: bool = True
+    # Answer as soon as a pause ends a whole command (early_end.py).
+    early_end: bool = True
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> AssistantSettings:
@@ -120,6 +125,7 @@ class AssistantSettings:
                 data.get(CONF_TTS_CACHE_SECONDS, DEFAULT_TTS_CACHE_SECONDS)
             ),
             repair_names=data.get(CONF_REPAIR_NAMES, True),
+            early_end=data.get(CONF_EARLY_END, True),
         )
 
     def as_data(self) -> dict[str, Any]:
@@ -142,6 +148,7 @@ class AssistantSettings:
             CONF_KEEP_DEBUG_RUNS: self.keep_debug_runs,
             CONF_TTS_CACHE_SECONDS: self.tts_cache_seconds,
             CONF_REPAIR_NAMES: self.repair_names,
+            CONF_EARLY_END: self.early_end,
         }
 
 
@@ -158,6 +165,18 @@ class Assistant:
     # when the user keeps transcripts, for diagnostics.
     repair_count: int = 0
     repairs: deque[Repair] = field(default_factory=lambda: deque(maxlen=RECENT_REPAIRS))
+    # How each command's audio ended: counts, and the last few (no text).
+    endings: dict[str, int] = field(
+        default_factory=lambda: {ENDED_EARLY: 0, ENDED_BY_SILENCE: 0}
+    )
+    recent_endings: deque[Ending] = field(
+        default_factory=lambda: deque(maxlen=RECENT_ENDINGS)
+    )
+
+    def note_ending(self, ending: Ending) -> None:
+        """Count how a command ended and keep it among the recent ones."""
+        self.endings[ending.how] = self.endings.get(ending.how, 0) + 1
+        self.recent_endings.append(ending)
 
     def note_repair(self, repair: Repair) -> None:
         """Count a repair; keep it only when transcripts may be kept."""

@@ -27,6 +27,7 @@ import probatio as vol
 from .assistant import (
     CHECK_TIMEOUT,
     CONF_CONVERSATION_ENGINE,
+    CONF_EARLY_END,
     CONF_KEEP_DEBUG_RUNS,
     CONF_POOLED,
     CONF_PREFER_LOCAL_INTENTS,
@@ -174,6 +175,9 @@ class AssistantForm:
                 default=current.repair_names if current else True,
             ): bool,
             vol.Required(
+                CONF_EARLY_END, default=current.early_end if current else True
+            ): bool,
+            vol.Required(
                 CONF_KEEP_DEBUG_RUNS,
                 default=current.keep_debug_runs if current else False,
             ): bool,
@@ -299,6 +303,7 @@ class AssistantForm:
             known_providers=tuple(self.providers),
             keep_debug_runs=draft.get(CONF_KEEP_DEBUG_RUNS, False),
             repair_names=draft.get(CONF_REPAIR_NAMES, True),
+            early_end=draft.get(CONF_EARLY_END, True),
             tts_cache_seconds=int(
                 draft.get(CONF_TTS_CACHE_SECONDS, DEFAULT_TTS_CACHE_SECONDS)
             ),

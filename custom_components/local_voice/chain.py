@@ -263,6 +263,47 @@ class SttChain(Chain):
         handle.report_request(started)
         return text, "empty transcript"
 
+    async def async_transcribe_once(
+        self,
+        audio: bytes,
+        audio_format: AudioFormat,
+        language: str,
+        vocabulary: Vocabulary = Vocabulary(),
+    ) -> str | None:
+        """Return what the first candidate hears in a piece of audio, or None.
+
+        A look on the side while the command goes on (early_end.py): no
+        failover, and its outcome does not count towards the provider's
+        health, which the command's own request judges.
+        """
+        candidates = self.candidates()
+        if not candidates:
+            return None
+        provider = candidates[0].provider
+        model = provider.offer.stt_model_for(language)
+
+        async def whole() -> AsyncGenerator[bytes]:
+            yield audio
+
+        provider.in_flight += 1
+        try:
+            return await async_transcribe(
+                provider.host,
+                provider.port,
+                whole(),
+                audio_format,
+                language=base_language(language),
+                model=model.name if model else None,
+                timeouts=Timeouts(first_event=_patience(provider, last=False)),
+                names=vocabulary.names,
+                terms=vocabulary.terms,
+            )
+        except WyomingError as err:
+            _LOGGER.debug("A look at a pause failed at %s: %s", provider.address, err)
+            return None
+        finally:
+            provider.in_flight -= 1
+
 
 class TtsChain(Chain):
     """Text-to-speech over a chain of providers."""

@@ -116,6 +116,14 @@ async def async_get_config_entry_diagnostics(
                     if assistant.settings.keep_debug_runs
                     else None,
                 },
+                # Which way each command's audio ended; never what was said.
+                "command_endings": {
+                    "count": dict(assistant.endings),
+                    "recent": [
+                        {"how": e.how, "seconds": e.seconds, "looks": e.trials}
+                        for e in assistant.recent_endings
+                    ],
+                },
                 "settings": async_redact_data(settings, TO_REDACT),
                 "available": {
                     "stt": assistant.stt.available,

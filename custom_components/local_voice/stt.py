@@ -14,6 +14,7 @@ from wyoming.audio import AudioFormat
 from .assistant import Assistant
 from .chain import SttChain, Vocabulary
 from .coordinator import LocalVoiceConfigEntry
+from .early_end import ENDED_EARLY, EarlyEnd
 from .entity import LocalVoiceEntity, async_add_speech_entities
 from .names import name_repair
 from .retention import note_used
@@ -80,34 +81,38 @@ class LocalVoiceSttEntity(LocalVoiceEntity[SttChain], stt.SpeechToTextEntity):
     ) -> stt.SpeechResult:
         """Stream the audio to the server and return its transcript."""
         note_used(self.hass)
-        text = await self.chain.async_transcribe(
-            stream,
-            AudioFormat(
-                rate=metadata.sample_rate.value,
-                width=metadata.bit_rate.value // 8,
-                channels=metadata.channel.value,
-            ),
-            metadata.language,
-            await self._async_vocabulary(metadata.language),
+        audio_format = AudioFormat(
+            rate=metadata.sample_rate.value,
+            width=metadata.bit_rate.value // 8,
+            channels=metadata.channel.value,
+        )
+        vocabulary = await self._async_vocabulary(metadata.language)
+        text = await self._async_transcribe(
+            stream, audio_format, metadata.language, vocabulary
         )
         if text is None:
             return stt.SpeechResult(None, stt.SpeechResultState.ERROR)
-        return stt.SpeechResult(
-            await self._async_understood(text, metadata.language),
-            stt.SpeechResultState.SUCCESS,
+        return stt.SpeechResult(text, stt.SpeechResultState.SUCCESS)
+
+    async def _async_transcribe(
+        self,
+        stream: AsyncIterable[bytes],
+        audio_format: AudioFormat,
+        language: str,
+        vocabulary: Vocabulary,
+    ) -> str | None:
+        """Return the transcript to hand on: as heard for a provider's own."""
+        return await self.chain.async_transcribe(
+            stream, audio_format, language, vocabulary
         )
 
     async def _async_vocabulary(self, language: str) -> Vocabulary:
         """Return the words to steer the server with: none for a provider's own."""
         return Vocabulary()
 
-    async def _async_understood(self, text: str, language: str) -> str:
-        """Return the transcript to hand on: as heard for a provider's own."""
-        return text
-
 
 class AssistantSttEntity(LocalVoiceSttEntity):
-    """An assistant's speech-to-text: steered by the home's names, and repaired."""
+    """An assistant's speech-to-text: steered, repaired, and ended early."""
 
     def __init__(
         self, assistant: Assistant, chain: SttChain, unique_id: str, device: DeviceInfo
@@ -123,7 +128,52 @@ class AssistantSttEntity(LocalVoiceSttEntity):
             _LOGGER.exception("Could not gather the home's names")
             return Vocabulary()
 
+    async def _async_transcribe(
+        self,
+        stream: AsyncIterable[bytes],
+        audio_format: AudioFormat,
+        language: str,
+        vocabulary: Vocabulary,
+    ) -> str | None:
+        """Transcribe, answering at a pause that ends a whole command."""
+
+        async def look(audio: bytes) -> str | None:
+            return await self.chain.async_transcribe_once(
+                audio, audio_format, language, vocabulary
+            )
+
+        async def complete(text: str) -> str | None:
+            return await self._async_whole_command(text, language)
+
+        early = EarlyEnd(look, complete, looking=self.assistant.settings.early_end)
+        text, ending = await early.async_run(
+            self.chain.async_transcribe(
+                early.watch(stream), audio_format, language, vocabulary
+            )
+        )
+        self.assistant.note_ending(ending)
+        if ending.how == ENDED_EARLY or not text:
+            # An early answer was already understood (or repaired).
+            return text
+        return await self._async_understood(text, language)
+
+    async def _async_whole_command(self, text: str, language: str) -> str | None:
+        """Return the text to answer with when it is a whole command, else None.
+
+        Whole means the local agent matches it, with targets that exist and
+        are exposed, or an automation's sentence does; or a name repair
+        makes it so.
+        """
+        repair = name_repair(self.hass)
+        if await repair.async_understood(text, language) or (
+            await repair.async_is_sentence_trigger(text, language)
+        ):
+            return text
+        understood = await self._async_understood(text, language)
+        return understood if understood != text else None
+
     async def _async_understood(self, text: str, language: str) -> str:
+        """Return the transcript with misheard names put right, if any."""
         settings = self.assistant.settings
         # Repair judges by Home Assistant's own agent: another agent (a
         # language model) reads the transcript as heard.
