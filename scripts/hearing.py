@@ -34,32 +34,15 @@ from wyoming.asr import Transcribe, Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 
+from scripts.commands import COMMANDS
 from scripts.servers import launch
 from scripts.speech import RATE, Speech, SpeechMaker, silence
 
 PROJECT = Path(__file__).resolve().parents[1]
 MISHEARD = PROJECT / "tests" / "data" / "misheard.json"
 
-# The spoken-command suite's sentences (tests/test_command_suite.py).
-SUITE = [
-    "Turn on the kitchen light.",
-    "Turn off the kitchen light.",
-    "Turn on the living room lamp.",
-    "Turn off the bedroom light.",
-    "Turn on the coffee machine.",
-    "Turn off the coffee machine.",
-    "Turn on the heater.",
-    "Lock the front door.",
-    "Unlock the front door.",
-    "Open the living room blinds.",
-    "Close the living room blinds.",
-    "Set the living room blinds to 50 percent.",
-    "Turn off the lights in the living room.",
-    "Turn on the lights in the bedroom.",
-    "Set the thermostat to 22 degrees.",
-    "What is the temperature in the kitchen?",
-    "Is the front door locked?",
-]
+# The spoken-command suite's sentences.
+SUITE = [command.text for command in COMMANDS]
 
 # Other ways to say things to the same home, not in the suite.
 HELD_OUT = [

@@ -25,11 +25,6 @@ from custom_components.local_voice.const import (
 HOST = "127.0.0.1"
 
 
-def normalize(text: str) -> str:
-    """Lower-case words without punctuation, for comparing transcripts."""
-    return " ".join(re.findall(r"[a-z0-9']+", text.lower()))
-
-
 async def async_provider_entry(hass: HomeAssistant, *ports: int) -> MockConfigEntry:
     """Return a Local Voice entry with one provider per port, as the flow stores it."""
     subentries = []

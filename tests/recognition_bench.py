@@ -43,6 +43,7 @@ from homeassistant.setup import async_setup_component
 import pytest
 
 from custom_components.local_voice.names import NameRepair, conversation_input
+from scripts.commands import COMMANDS
 from scripts.demo_home import async_setup_demo_home
 from scripts.hearing import MISHEARD, VOICES, noisy
 from scripts.speech import Speech, SpeechMaker
@@ -53,7 +54,7 @@ from tests.common import (
     entity_id,
 )
 from tests.pipeline_helpers import async_run_speech
-from tests.test_command_suite import COMMANDS, LIVE_TAIL
+from tests.test_command_suite import LIVE_TAIL, async_prepare, succeeded
 
 # A run of several minutes: no per-test timeout.
 pytestmark = pytest.mark.timeout(0)
@@ -95,7 +96,7 @@ async def test_recognition(
             setups.append((CORE, core))
         for voice, command, room, audio in recordings:
             for setup, pipeline_id in setups:
-                await command.prepare(hass)
+                await async_prepare(hass, command)
                 await hass.async_block_till_done()
                 run = await async_run_speech(
                     hass,
@@ -113,7 +114,7 @@ async def test_recognition(
                         "command": command.text,
                         "heard": run.transcript if not run.errors else "",
                         "answer": run.answer if not run.errors else "",
-                        "ok": not run.errors and command.check(hass, run),
+                        "ok": not run.errors and succeeded(hass, command, run),
                     }
                 )
     path = tmp_path / "recognition.json"

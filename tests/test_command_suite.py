@@ -11,8 +11,7 @@ The outcome of every run is printed as a table and written to
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 import json
 from pathlib import Path
 from typing import Any
@@ -22,137 +21,34 @@ from homeassistant.core import HomeAssistant
 import pytest
 
 from custom_components.local_voice.early_end import ENDED_EARLY
+from scripts.commands import COMMANDS, SpokenCommand, normalize
 from scripts.demo_home import async_setup_demo_home
 from scripts.speech import Speech, SpeechMaker
-from tests.common import assistant_subentry, async_add_local_voice, normalize
+from tests.common import assistant_subentry, async_add_local_voice
 from tests.pipeline_helpers import Run, async_run_speech
 
-type Prepare = Callable[[HomeAssistant], Awaitable[None]]
-type Check = Callable[[HomeAssistant, Run], bool]
+
+async def async_prepare(hass: HomeAssistant, command: SpokenCommand) -> None:
+    """Set the scene for a command: make the call that comes before it."""
+    call = command.before
+    await hass.services.async_call(
+        call.domain,
+        call.service,
+        {"entity_id": call.entity_id, **call.data},
+        blocking=True,
+    )
 
 
-def _set(domain: str, service: str, entity_id: str, **data: Any) -> Prepare:
-    async def prepare(hass: HomeAssistant) -> None:
-        await hass.services.async_call(
-            domain, service, {"entity_id": entity_id, **data}, blocking=True
-        )
+def succeeded(hass: HomeAssistant, command: SpokenCommand, run: Run) -> bool:
+    """Return True when the run did what the command says."""
+    expect = command.expect
+    state = hass.states.get(expect.entity_id) if expect.entity_id else None
+    return expect.met(
+        state.state if state else None,
+        dict(state.attributes) if state else {},
+        normalize(run.answer),
+    )
 
-    return prepare
-
-
-def _state(entity_id: str, state: str) -> Check:
-    return lambda hass, run: hass.states.get(entity_id).state == state
-
-
-def _attr(entity_id: str, name: str, value: float) -> Check:
-    return lambda hass, run: hass.states.get(entity_id).attributes.get(name) == value
-
-
-def _answer(*words: str) -> Check:
-    return lambda hass, run: all(w in normalize(run.answer) for w in words)
-
-
-@dataclass(frozen=True)
-class Command:
-    """A spoken command, what comes before it and how it is judged."""
-
-    text: str
-    prepare: Prepare
-    check: Check
-
-
-COMMANDS = [
-    Command(
-        "Turn on the kitchen light.",
-        _set("light", "turn_off", "light.kitchen_light"),
-        _state("light.kitchen_light", "on"),
-    ),
-    Command(
-        "Turn off the kitchen light.",
-        _set("light", "turn_on", "light.kitchen_light"),
-        _state("light.kitchen_light", "off"),
-    ),
-    Command(
-        "Turn on the living room lamp.",
-        _set("light", "turn_off", "light.living_room_lamp"),
-        _state("light.living_room_lamp", "on"),
-    ),
-    Command(
-        "Turn off the bedroom light.",
-        _set("light", "turn_on", "light.bedroom_light"),
-        _state("light.bedroom_light", "off"),
-    ),
-    Command(
-        "Turn on the coffee machine.",
-        _set("switch", "turn_off", "switch.coffee_machine"),
-        _state("switch.coffee_machine", "on"),
-    ),
-    Command(
-        "Turn off the coffee machine.",
-        _set("switch", "turn_on", "switch.coffee_machine"),
-        _state("switch.coffee_machine", "off"),
-    ),
-    Command(
-        "Turn on the heater.",
-        _set("switch", "turn_off", "switch.heater"),
-        _state("switch.heater", "on"),
-    ),
-    Command(
-        "Lock the front door.",
-        _set("lock", "unlock", "lock.front_door"),
-        _state("lock.front_door", "locked"),
-    ),
-    Command(
-        "Unlock the front door.",
-        _set("lock", "lock", "lock.front_door"),
-        _state("lock.front_door", "unlocked"),
-    ),
-    Command(
-        "Open the living room blinds.",
-        _set("cover", "close_cover", "cover.living_room_blinds"),
-        _state("cover.living_room_blinds", "open"),
-    ),
-    Command(
-        "Close the living room blinds.",
-        _set("cover", "open_cover", "cover.living_room_blinds"),
-        _state("cover.living_room_blinds", "closed"),
-    ),
-    Command(
-        "Set the living room blinds to 50 percent.",
-        _set("cover", "close_cover", "cover.living_room_blinds"),
-        _attr("cover.living_room_blinds", "current_position", 50),
-    ),
-    Command(
-        "Turn off the lights in the living room.",
-        _set("light", "turn_on", "light.living_room_lamp"),
-        _state("light.living_room_lamp", "off"),
-    ),
-    Command(
-        "Turn on the lights in the bedroom.",
-        _set("light", "turn_off", "light.bedroom_light"),
-        _state("light.bedroom_light", "on"),
-    ),
-    Command(
-        "Set the thermostat to 22 degrees.",
-        _set("climate", "set_temperature", "climate.thermostat", temperature=18),
-        _attr("climate.thermostat", "temperature", 22),
-    ),
-    Command(
-        "What is the temperature in the kitchen?",
-        _set(
-            "input_number",
-            "set_value",
-            "input_number.kitchen_temperature_value",
-            value=21.5,
-        ),
-        _answer("21", "5"),
-    ),
-    Command(
-        "Is the front door locked?",
-        _set("lock", "lock", "lock.front_door"),
-        _answer("yes"),
-    ),
-]
 
 VOICES: dict[str, Callable[[SpeechMaker, str], Speech]] = {
     "piper-joe": lambda maker, text: maker.piper(text),
@@ -221,7 +117,7 @@ async def test_spoken_commands(
 
     failures = []
     for command in COMMANDS:
-        await command.prepare(hass)
+        await async_prepare(hass, command)
         await hass.async_block_till_done()
         run = await async_run_speech(
             hass, VOICES[voice](speech, command.text), tail=LIVE_TAIL, real_time=True
@@ -234,7 +130,7 @@ async def test_spoken_commands(
             assert run.first(PipelineEventType.STT_VAD_END)
         heard = run.transcript if not run.errors else f"error {run.errors}"
         answer = run.answer if not run.errors else ""
-        ok = not run.errors and command.check(hass, run)
+        ok = not run.errors and succeeded(hass, command, run)
         suite_results.append(
             {
                 "voice": voice,

@@ -40,7 +40,6 @@ from custom_components.local_voice.names import (
     words,
 )
 from scripts.demo_home import async_setup_demo_home
-from scripts.hearing import SUITE
 from tests.common import (
     assistant_subentry,
     async_set_assistant,
@@ -49,7 +48,6 @@ from tests.common import (
 )
 from tests.conftest import StubHome
 from tests.pipeline_helpers import english_metadata
-from tests.test_command_suite import COMMANDS
 
 DATA = Path(__file__).parent / "data"
 MISHEARD = json.loads((DATA / "misheard.json").read_text())
@@ -90,11 +88,6 @@ async def _meaning(hass: HomeAssistant, text: str) -> tuple[str, frozenset[Any]]
     return result.intent.name, frozenset(
         (k, str(v.value)) for k, v in result.entities.items()
     )
-
-
-def test_the_hearing_corpus_holds_the_suite() -> None:
-    """scripts/hearing.py measures the suite's own sentences (it keeps a copy)."""
-    assert [command.text for command in COMMANDS] == SUITE
 
 
 def test_the_collected_set_is_large_enough() -> None:

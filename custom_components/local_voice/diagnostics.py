@@ -120,7 +120,13 @@ async def async_get_config_entry_diagnostics(
                 "command_endings": {
                     "count": dict(assistant.endings),
                     "recent": [
-                        {"how": e.how, "seconds": e.seconds, "looks": e.trials}
+                        {
+                            "how": e.how,
+                            "seconds": e.seconds,
+                            "looks": e.trials,
+                            "look_ms": e.look_ms,
+                            "check_ms": e.check_ms,
+                        }
                         for e in assistant.recent_endings
                     ],
                 },

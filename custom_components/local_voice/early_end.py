@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import logging
 import math
 import sys
+import time
 from typing import Any
 
 from pymicro_vad import MicroVad
@@ -147,6 +148,10 @@ class Ending:
     # side transcriptions were made.
     seconds: float
     trials: int
+    # For an early end: how long the server took to transcribe the look,
+    # and the agent to judge it whole, in ms.
+    look_ms: float | None = None
+    check_ms: float | None = None
 
 
 class EarlyEnd:
@@ -176,6 +181,8 @@ class EarlyEnd:
         # Sound frames counted when the last look started.
         self._looked_at = 0
         self.trials = 0
+        self._look_ms: float | None = None
+        self._check_ms: float | None = None
         self.found: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
     @property
@@ -212,11 +219,15 @@ class EarlyEnd:
     async def _look(self, audio: bytes, sound_frames: int) -> None:
         """Transcribe the audio so far; answer with it if it is a whole command."""
         try:
+            started = time.perf_counter()
             text = await self._transcribe(audio)
+            heard = time.perf_counter()
             if not text or self._went_on(sound_frames):
                 return  # nothing heard, or the speaker went on meanwhile
             answer = await self._complete(text)
             if answer and not self._went_on(sound_frames):
+                self._look_ms = round((heard - started) * 1000, 1)
+                self._check_ms = round((time.perf_counter() - heard) * 1000, 1)
                 self.found.set_result(answer)
         except Exception:
             # A look is a shortcut; the command goes on without it.
@@ -246,21 +257,34 @@ class EarlyEnd:
         """
         request: asyncio.Future[str | None] = asyncio.ensure_future(main)
         waiting: set[asyncio.Future[Any]] = {request, self.found}
+        left_to_end = False
         try:
             await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             if self.found.done() and not self.found.cancelled():
+                # The answer does not wait for the main request to wind down
+                # (closing its connection takes a few ms); it ends by itself.
                 request.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await request
+                request.add_done_callback(_retrieve)
+                left_to_end = True
                 return self.found.result(), Ending(
-                    ENDED_EARLY, round(self.seconds, 2), self.trials
+                    ENDED_EARLY,
+                    round(self.seconds, 2),
+                    self.trials,
+                    self._look_ms,
+                    self._check_ms,
                 )
             return await request, Ending(
                 ENDED_BY_SILENCE, round(self.seconds, 2), self.trials
             )
         finally:
-            if not request.done():
+            if not request.done() and not left_to_end:
                 request.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await request
             await self.async_close()
+
+
+def _retrieve(request: asyncio.Future[str | None]) -> None:
+    """Take the outcome of a request that was stopped, so none goes unseen."""
+    if not request.cancelled() and (error := request.exception()) is not None:
+        _LOGGER.debug("The main request ended with %r after an early end", error)
