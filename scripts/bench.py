@@ -233,7 +233,7 @@ def make_items(maker: SpeechMaker, count: int) -> list[Item]:
         recording = silence(LEAD_SECONDS) + speech
         items.append(
             Item(
-                name=f"{voice}: {label}",
+                name=f"{index + 1:02} {voice}: {label}",
                 command=command,
                 voice=voice,
                 speech=recording,
@@ -714,7 +714,7 @@ async def bench(
                 )
                 a, b = pair["A"], pair["B"]
                 print(
-                    f"  {n + 1:2}/{len(items)} {item.name}\n"
+                    f"  {item.name} ({n + 1}/{len(items)})\n"
                     f"      A {_fmt(a.first_byte)} {'ok ' if a.ok else 'BAD'} {a.heard!r}\n"
                     f"      B {_fmt(b.first_byte)} {'ok ' if b.ok else 'BAD'} {b.heard!r}"
                     f"{' (early)' if b.ended_early else ''}",

@@ -3,8 +3,9 @@
 Each command is spoken by Piper and by three espeak-ng voices, sent through
 the preferred pipeline (speech-to-text, Home Assistant's local agent,
 text-to-speech) like a live microphone (paced in real time, followed by
-silence until the pipeline decides that the speech has ended) and judged by
-the state it leaves or the answer it gives.
+silence until the assistant, at the pause after a whole command, or else the
+pipeline's VAD decides that the speech has ended) and judged by the state it
+leaves or the answer it gives.
 The outcome of every run is printed as a table and written to
 `command_suite.json` in the test's temporary folder.
 """

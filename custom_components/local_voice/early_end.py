@@ -115,7 +115,7 @@ class PauseDetector:
         samples = array.array("h", frame)
         if sys.byteorder == "big":
             samples.byteswap()
-        power = sum(x * x for x in samples) / len(samples)
+        power = math.sumprod(samples, samples) / len(samples)
         level = 10 * math.log10(max(power, 1.0) / FULL_SCALE_POWER)
         floor = self._floor_db
         if floor is None or level < floor:

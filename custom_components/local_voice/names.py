@@ -376,7 +376,10 @@ class NameRepair:
             tuple[str, frozenset[tuple[str, str]]], tuple[_Candidate, str]
         ] = {}
         best_match = 0.0
-        exposed = [c for c in candidates(heard_words, names) if c.name.exposed]
+        # The search compares every span with every name: CPU work, done in
+        # the executor, not on the event loop.
+        found = await self.hass.async_add_executor_job(candidates, heard_words, names)
+        exposed = [c for c in found if c.name.exposed]
         for tries, candidate in enumerate(exposed):
             # Below KEEP_SCORE a candidate is only worth a match as a rival
             # of one that matched.
