@@ -24,10 +24,11 @@ from homeassistant.core import HomeAssistant
 import pytest
 
 from custom_components.local_voice.const import SUBENTRY_ASSISTANT
+from scripts.commands import normalize
 from scripts.demo_home import async_setup_demo_home
 from scripts.servers import launch
 from scripts.speech import Speech, SpeechMaker
-from tests.common import async_add_local_voice, normalize
+from tests.common import async_add_local_voice
 from tests.pipeline_helpers import Run, async_run_speech
 
 LEVELS = (1, 4, 8, 16)

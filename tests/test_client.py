@@ -10,9 +10,10 @@ from wyoming.info import AsrModel, AsrProgram, Attribution, Info, WakeModel, Wak
 
 from custom_components.local_voice import client
 from custom_components.local_voice.provider import offer_from_info
+from scripts.commands import normalize
 from scripts.servers.launch import free_port
 from scripts.speech import SpeechMaker, silence
-from tests.common import HOST, normalize
+from tests.common import HOST
 
 PCM16K = AudioFormat(rate=16000, width=2, channels=1)
 

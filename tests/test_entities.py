@@ -16,12 +16,12 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
 )
 
+from scripts.commands import normalize
 from scripts.speech import SpeechMaker
 from tests.common import (
     async_provider_entry,
     async_setup_integration,
     entity_id,
-    normalize,
     provider_subentry_id,
 )
 from tests.pipeline_helpers import english_metadata

@@ -20,11 +20,13 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.local_voice.const import SUBENTRY_ASSISTANT
+from custom_components.local_voice.early_end import ENDED_EARLY
 from custom_components.local_voice.provider import Provider
+from scripts.commands import normalize
 from scripts.demo_home import async_setup_demo_home
 from scripts.servers import launch
 from scripts.speech import SpeechMaker
-from tests.common import async_add_local_voice, normalize
+from tests.common import async_add_local_voice
 from tests.fault_proxy import FAULTS, REPORT, FaultProxy
 from tests.pipeline_helpers import async_run_speech
 
@@ -229,3 +231,49 @@ async def test_killing_the_server_in_use_mid_command(
     assert len(answer) > 22050
     assert await hass.config_entries.async_unload(entry.entry_id)
     await second_piper.async_stop()
+
+
+@pytest.mark.parametrize("fault", ["stall", "close", "corrupt"])
+async def test_a_fault_at_the_pause_loses_nothing(
+    faulty_home: FaultyHome, speech: SpeechMaker, fault: str
+) -> None:
+    """Like a live microphone: the first server fails while the assistant
+    looks at the pause. The look is dropped, the command fails over and still
+    works, and no task of the look is left behind."""
+    home = faulty_home
+    hass = home.hass
+    assistant = _assistant(home.entry)
+    first = assistant.stt.members[0].provider
+
+    async def say() -> float:
+        await hass.services.async_call(
+            "light", "turn_off", {"entity_id": "light.kitchen_light"}, blocking=True
+        )
+        started = time.monotonic()
+        run = await async_run_speech(
+            hass, speech.espeak(COMMAND), tail=3.0, real_time=True
+        )
+        took = time.monotonic() - started
+        assert run.errors == []
+        assert normalize(run.transcript) == "turn on the kitchen light"
+        assert hass.states.get("light.kitchen_light").state == "on"
+        return took
+
+    for _ in range(3):  # the first server's answer times set its stall bound
+        await say()
+    assert _assistant(home.entry).recent_endings[-1].how == ENDED_EARLY
+    bound = first.stall_bound()
+    await home.stt.async_set(fault)
+    took = await say()
+    REPORT.append(
+        f"speech-to-text {fault:8} at the pause, live: command {took:.2f} s "
+        f"(stall bound {bound:.2f} s)"
+    )
+    # Speech, then Home Assistant's end of speech, then at worst the stall.
+    assert took < 0.5 + 1.6 + 3.0 + bound
+    await hass.async_block_till_done()
+    assert not [
+        task
+        for task in asyncio.all_tasks()
+        if task.get_name() == "local_voice early end" and not task.done()
+    ]

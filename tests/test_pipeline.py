@@ -11,9 +11,10 @@ from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 import pytest
 
+from scripts.commands import normalize
 from scripts.demo_home import async_setup_demo_home
 from scripts.speech import SpeechMaker, silence
-from tests.common import async_add_local_voice, normalize
+from tests.common import async_add_local_voice
 from tests.pipeline_helpers import async_run_speech
 
 
