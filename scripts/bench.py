@@ -3,7 +3,7 @@
 Run through scripts/bench, which prepares the environment and points the
 configuration at .bench/ (LOCAL_VOICE_DEVELOP_DIR):
 
-    scripts/bench                 the whole run (about 12 minutes)
+    scripts/bench                 the whole run (about 8 minutes once the speech is made)
     scripts/bench --items 10      a short one
     scripts/bench --json FILE     where the figures go (default .bench/bench.json)
 
