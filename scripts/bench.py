@@ -56,6 +56,7 @@ from wyoming.tts import Synthesize
 
 from scripts import develop
 from scripts.commands import COMMANDS, SpokenCommand, normalize
+from scripts.figures import percentile, spread
 from scripts.hearing import VOICES
 from scripts.servers import launch
 from scripts.speech import BYTES_PER_SECOND, Speech, SpeechMaker, silence
@@ -162,12 +163,10 @@ class Item:
 
     name: str
     command: SpokenCommand
-    voice: str
     speech: Speech
     # Where the speech ends in the recording (after LEAD_SECONDS), seconds.
     speech_end: float
     wake: bool = False
-    pause: bool = False
 
 
 @dataclass
@@ -195,13 +194,6 @@ class Timing:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _speech_end(speech: Speech) -> float:
-    """Return where the last sample louder than silence is, in seconds."""
-    samples = memoryview(speech.pcm).cast("h")
-    last = max(i for i, x in enumerate(samples) if abs(x) > 300)
-    return (last + 1) / (BYTES_PER_SECOND // 2)
-
-
 def make_items(maker: SpeechMaker, count: int) -> list[Item]:
     """Return `count` items: every command in turn, voices in turn, some
     with the wake word first and some with a pause inside the sentence."""
@@ -220,25 +212,21 @@ def make_items(maker: SpeechMaker, count: int) -> list[Item]:
                 + say(maker, rest)
             )
             label = f"{command.pause_after} ... {rest}"
-            extra = {"pause": True}
         elif kind == 3:
             speech = say(maker, "Alexa.") + silence(WAKE_PAUSE_SECONDS)
             speech = speech + say(maker, command.text)
             label = f"Alexa. {command.text}"
-            extra = {"wake": True}
         else:
             speech = say(maker, command.text)
             label = command.text
-            extra = {}
         recording = silence(LEAD_SECONDS) + speech
         items.append(
             Item(
                 name=f"{index + 1:02} {voice}: {label}",
                 command=command,
-                voice=voice,
                 speech=recording,
-                speech_end=LEAD_SECONDS + _speech_end(speech),
-                **extra,
+                speech_end=LEAD_SECONDS + speech.end(),
+                wake=kind == 3,
             )
         )
         index += 1
@@ -351,15 +339,7 @@ async def run_item(
             setattr(timing, stage, arrived[kind] - speech_end)
     if first_byte:
         timing.first_byte = first_byte[0] - speech_end
-    timing.heard = data.get("stt-end", {}).get("stt_output", {}).get("text", "")
-    timing.answer = (
-        data.get("intent-end", {})
-        .get("intent_output", {})
-        .get("response", {})
-        .get("speech", {})
-        .get("plain", {})
-        .get("speech", "")
-    )
+    timing.heard, timing.answer = develop.heard_and_answer(data)
     timing.extra["arrived"] = {k: v - speech_end for k, v in arrived.items()}
     timing.extra["tts_text"] = data.get("tts-start", {}).get("tts_input", "")
     if timing.error is None:
@@ -482,64 +462,65 @@ async def add_core_wyoming(api: develop.Api, pipeline_b: dict[str, Any]) -> str:
     return str(created["id"])
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    """Return the value below which `fraction` of values fall (nearest rank)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
 def summarize(timings: list[Timing], rss_kib: int | None) -> dict[str, Any]:
     """Return the figures: per stage and side, ratios, where the time went."""
     sides = {"A": "core wyoming", "B": "Local Voice"}
-    summary: dict[str, Any] = {"sides": sides, "stages": {}, "parts": {}}
-    for stage in ("stt", "intent", "first_byte"):
-        summary["stages"][stage] = {}
-        for side in sides:
-            values = [
-                getattr(t, stage)
-                for t in timings
-                if t.side == side and getattr(t, stage) is not None
-            ]
-            if values:
-                summary["stages"][stage][side] = {
-                    "median": statistics.median(values),
-                    "p95": percentile(values, 0.95),
-                    "n": len(values),
-                }
-    floors = [
-        t.floor_stt + t.floor_tts for t in timings if t.side == "B" and t.floor_stt
-    ]
-    floor_stt = [t.floor_stt for t in timings if t.side == "B" and t.floor_stt]
-    floor_tts = [t.floor_tts for t in timings if t.side == "B" and t.floor_tts]
-    if floors:
+
+    def of(side: str, name: str) -> list[float]:
+        return [
+            value
+            for t in timings
+            if t.side == side and (value := getattr(t, name)) is not None
+        ]
+
+    summary: dict[str, Any] = {
+        "sides": sides,
+        "stages": {
+            stage: {
+                side: {**spread(values), "n": len(values)}
+                for side in sides
+                if (values := of(side, stage))
+            }
+            for stage in ("stt", "intent", "first_byte")
+        },
+        "parts": {
+            part: {
+                side: statistics.median(values)
+                for side in sides
+                if (values := of(side, part))
+            }
+            for part in (
+                "endpoint",
+                "stt_server",
+                "stt_after",
+                "tts_server",
+                "tts_after",
+            )
+        },
+    }
+    if floor_stt := of("B", "floor_stt"):
+        floors = [
+            t.floor_stt + t.floor_tts
+            for t in timings
+            if t.floor_stt is not None and t.floor_tts is not None
+        ]
         summary["floor"] = {
             "stt": statistics.median(floor_stt),
-            "tts_first_audio": statistics.median(floor_tts),
+            "tts_first_audio": statistics.median(of("B", "floor_tts")),
             "first_byte": statistics.median(floors),
             "first_byte_p95": percentile(floors, 0.95),
         }
-    for part in ("endpoint", "stt_server", "stt_after", "tts_server", "tts_after"):
-        summary["parts"][part] = {
-            side: statistics.median(values)
-            for side in sides
-            if (
-                values := [
-                    getattr(t, part)
-                    for t in timings
-                    if t.side == side and getattr(t, part) is not None
-                ]
-            )
-        }
-    intent_parts: dict[str, float] = {}
-    for side in sides:
-        spans = [
-            t.intent - t.stt
-            for t in timings
-            if t.side == side and t.intent is not None and t.stt is not None
-        ]
-        if spans:
-            intent_parts[side] = statistics.median(spans)
-    summary["parts"]["intent_stage"] = intent_parts
+    summary["parts"]["intent_stage"] = {
+        side: statistics.median(spans)
+        for side in sides
+        if (
+            spans := [
+                t.intent - t.stt
+                for t in timings
+                if t.side == side and t.intent is not None and t.stt is not None
+            ]
+        )
+    }
     by_item: dict[str, dict[str, Timing]] = {}
     for t in timings:
         by_item.setdefault(t.item, {})[t.side] = t
@@ -552,11 +533,7 @@ def summarize(timings: list[Timing], rss_kib: int | None) -> dict[str, Any]:
         and pair["B"].first_byte is not None
     ]
     if ratios:
-        summary["ratio_first_byte"] = {
-            "median": statistics.median(ratios),
-            "p95": percentile(ratios, 0.95),
-            "pairs": len(ratios),
-        }
+        summary["ratio_first_byte"] = {**spread(ratios), "pairs": len(ratios)}
     summary["success"] = {
         side: [sum(t.ok for t in timings if t.side == side), len(by_item)]
         for side in sides
@@ -573,10 +550,7 @@ def summarize(timings: list[Timing], rss_kib: int | None) -> dict[str, Any]:
     ]
     checks = [t.extra["check_ms"] for t in timings if t.extra.get("check_ms")]
     if checks:
-        summary["early_check_ms"] = {
-            "median": statistics.median(checks),
-            "p95": percentile(checks, 0.95),
-        }
+        summary["early_check_ms"] = spread(checks)
     b_runs = [t for t in timings if t.side == "B" and t.ended_early is not None]
     summary["early"] = [sum(bool(t.ended_early) for t in b_runs), len(b_runs)]
     summary["peak_rss_mib"] = round(rss_kib / 1024, 1) if rss_kib else None
@@ -585,7 +559,10 @@ def summarize(timings: list[Timing], rss_kib: int | None) -> dict[str, Any]:
 
 def table(summary: dict[str, Any]) -> str:
     """Return the figures as a short text table."""
-    ms = lambda v: f"{v * 1000:7.0f}"
+
+    def ms(value: float) -> str:
+        return f"{value * 1000:7.0f}"
+
     lines = [
         "From the end of speech (ms)      A core: median   p95   B Local Voice: median   p95",
     ]
@@ -689,7 +666,7 @@ async def bench(
                     order = order[::-1]
                 pair: dict[str, Timing] = {}
                 for side, pipeline_id in order:
-                    before = await endings(api)
+                    before = await endings(api) if side == "B" else None
                     timing, started, ended = await run_item(
                         api, item, side, pipeline_id
                     )

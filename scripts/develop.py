@@ -574,6 +574,20 @@ async def spoken_command(api: Api, pcm: bytes) -> dict[str, dict[str, Any]]:
     return events
 
 
+def heard_and_answer(events: dict[str, dict[str, Any]]) -> tuple[str, str]:
+    """Return what a run's speech-to-text heard and what the assistant said."""
+    heard = events.get("stt-end", {}).get("stt_output", {}).get("text", "")
+    answer = (
+        events.get("intent-end", {})
+        .get("intent_output", {})
+        .get("response", {})
+        .get("speech", {})
+        .get("plain", {})
+        .get("speech", "")
+    )
+    return str(heard), str(answer)
+
+
 def piper_speech(text: str) -> bytes:
     """Return Piper's speech of `text` as 16 kHz PCM, after half a second of silence."""
     pcm = to_pcm16k(piper_wav(SERVER_PORTS["piper"], text))
@@ -587,15 +601,7 @@ async def verify_speech(api: Api, hass: subprocess.Popen[bytes]) -> None:
         api, piper_speech("Alexa, turn on the kitchen light.")
     )
     wake = events.get("wake_word-end", {}).get("wake_word_output", {})
-    heard = events.get("stt-end", {}).get("stt_output", {}).get("text", "")
-    answer = (
-        events.get("intent-end", {})
-        .get("intent_output", {})
-        .get("response", {})
-        .get("speech", {})
-        .get("plain", {})
-        .get("speech", "")
-    )
+    heard, answer = heard_and_answer(events)
     print(
         f"    spoken 'Alexa, turn on the kitchen light' -> wake word "
         f"{wake.get('wake_word_id')!r}, heard {heard!r}, answered {answer!r}"

@@ -59,6 +59,12 @@ class Speech:
             yield chunk, position * 1000 // BYTES_PER_SECOND
             position += len(chunk)
 
+    def end(self, loudness: int = 300) -> float:
+        """Return where the last sample louder than `loudness` is, in seconds."""
+        samples = memoryview(self.pcm).cast("h")
+        last = max(i for i, x in enumerate(samples) if abs(x) > loudness)
+        return (last + 1) / RATE
+
     def __add__(self, other: Speech) -> Speech:
         """Concatenate two utterances."""
         return Speech(f"{self.text} {other.text}", self.pcm + other.pcm)

@@ -26,6 +26,7 @@ import pytest
 from custom_components.local_voice.const import SUBENTRY_ASSISTANT
 from scripts.commands import normalize
 from scripts.demo_home import async_setup_demo_home
+from scripts.figures import percentile
 from scripts.servers import launch
 from scripts.speech import Speech, SpeechMaker
 from tests.common import async_add_local_voice
@@ -39,11 +40,6 @@ COMMANDS = (
     "What is the temperature in the kitchen?",
 )
 VOICES = ("piper", "en-us", "en-gb", "en-us+m3")
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def _seconds(run: Run, start: PipelineEventType, end: PipelineEventType) -> float:
@@ -146,9 +142,9 @@ async def test_concurrent_commands(
                 f"{'two, pooled' if pooled else 'one server '} N={level:2}: "
                 f"{ok}/{level} ok; "
                 f"end of speech -> transcript p50 {statistics.median(stt):.2f} s "
-                f"p95 {_percentile(stt, 0.95):.2f} s; "
+                f"p95 {percentile(stt, 0.95):.2f} s; "
                 f"whole run p50 {statistics.median(total):.2f} s "
-                f"p95 {_percentile(total, 0.95):.2f} s; wall {wall:.1f} s"
+                f"p95 {percentile(total, 0.95):.2f} s; wall {wall:.1f} s"
             )
     with capsys.disabled():
         print("\n" + "\n".join(lines))

@@ -39,13 +39,6 @@ def espeak(tmp_path_factory: pytest.TempPathFactory) -> SpeechMaker:
     return SpeechMaker(0, Path(tmp_path_factory.mktemp("espeak")))
 
 
-def _speech_end(speech: Speech) -> float:
-    """Return where the last sample louder than silence is, in seconds."""
-    samples = memoryview(speech.pcm).cast("h")
-    last = max(i for i, x in enumerate(samples) if abs(x) > 500)
-    return (last + 1) / (BYTES_PER_SECOND // 2)
-
-
 async def _stream(speech: Speech, fed: list[int]) -> AsyncIterator[bytes]:
     """Yield 10 ms chunks; let other tasks run between them, as a live stream does."""
     for chunk in speech.chunks(size=320):
@@ -68,7 +61,7 @@ def test_a_pause_is_found_soon_after_the_last_word(
 ) -> None:
     """microVAD alone lags ~0.6 s; with the noise floor the pause comes on time."""
     said = espeak.espeak("set the thermostat to 22 degrees", voice)
-    end = 0.5 + _speech_end(said)
+    end = 0.5 + said.end(500)
     speech = silence(0.5) + said + silence(2.0)
     if room == "noisy":
         speech = noisy(speech)
@@ -103,7 +96,7 @@ async def test_a_whole_command_ends_at_the_pause(espeak: SpeechMaker) -> None:
     assert text == "Turn on the kitchen light."
     assert ending.how == ENDED_EARLY
     assert ending.trials == 1
-    end = 0.5 + _speech_end(said)
+    end = 0.5 + said.end(500)
     assert end <= looked[0] <= end + PAUSE_SECONDS + 0.2
     # The main request was stopped: most of the trailing silence was never read.
     assert sum(fed) / BYTES_PER_SECOND < end + 1.0

@@ -353,14 +353,24 @@ class NameRepair:
         )
         return intent.async_match_targets(self.hass, constraints).is_match
 
-    async def async_repair(self, heard: str, language: str) -> Repair | None:
-        """Return the repair of a transcript, or None to keep it as heard."""
+    async def async_command_as_is(self, text: str, language: str) -> bool:
+        """Return whether the text is a command as it is: the local agent
+        understands it with real targets, or an automation's sentence matches."""
+        return await self.async_understood(
+            text, language
+        ) or await self.async_is_sentence_trigger(text, language)
+
+    async def async_repair(
+        self, heard: str, language: str, *, checked: bool = False
+    ) -> Repair | None:
+        """Return the repair of a transcript, or None to keep it as heard.
+
+        `checked`: the caller already found that it is no command as it is.
+        """
         started = time.perf_counter()
         if base_language(language) not in LANGUAGES or not heard.strip():
             return None
-        if self._understood(
-            await self._recognize(heard, language)
-        ) or await self.async_is_sentence_trigger(heard, language):
+        if not checked and await self.async_command_as_is(heard, language):
             return None
         # A sentence that names something Assist knows but may not touch is
         # left for the agent to refuse.

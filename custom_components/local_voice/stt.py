@@ -164,16 +164,18 @@ class AssistantSttEntity(LocalVoiceSttEntity):
         are exposed, or an automation's sentence does; or a name repair
         makes it so.
         """
-        repair = name_repair(self.hass)
-        if await repair.async_understood(text, language) or (
-            await repair.async_is_sentence_trigger(text, language)
-        ):
+        if await name_repair(self.hass).async_command_as_is(text, language):
             return text
-        understood = await self._async_understood(text, language)
+        understood = await self._async_understood(text, language, checked=True)
         return understood if understood != text else None
 
-    async def _async_understood(self, text: str, language: str) -> str:
-        """Return the transcript with misheard names put right, if any."""
+    async def _async_understood(
+        self, text: str, language: str, *, checked: bool = False
+    ) -> str:
+        """Return the transcript with misheard names put right, if any.
+
+        `checked`: it is known to be no command as it is.
+        """
         settings = self.assistant.settings
         # Repair judges by Home Assistant's own agent: another agent (a
         # language model) reads the transcript as heard.
@@ -183,7 +185,9 @@ class AssistantSttEntity(LocalVoiceSttEntity):
         ):
             return text
         try:
-            repair = await name_repair(self.hass).async_repair(text, language)
+            repair = await name_repair(self.hass).async_repair(
+                text, language, checked=checked
+            )
         except Exception:
             # A repair is a help, never a reason to lose the command.
             _LOGGER.exception("Could not repair the names in a transcript")
