@@ -131,22 +131,30 @@ async def test_speech_during_a_look_voids_it(espeak: SpeechMaker) -> None:
     second = espeak.espeak("and the heater")
     speech = silence(0.5) + first + silence(0.4) + second + silence(1.0)
     calls = 0
+    # Sent once 0.2 s of the second part went through: whatever the load,
+    # the first look is still under way by then.
+    went_on = asyncio.Event()
+    went_on_at = (0.5 + first.seconds + 0.4 + 0.2) * BYTES_PER_SECOND
 
     async def transcribe(audio: bytes) -> str:
         nonlocal calls
         calls += 1
         if calls == 1:
             # Slow: the rest of the sentence arrives meanwhile.
-            await asyncio.sleep(0.2)
+            await went_on.wait()
         return "Turn on the kitchen light."
 
     async def complete(text: str) -> str | None:
         return text if calls == 1 else None
 
     async def paced() -> AsyncIterator[bytes]:
+        sent = 0
         for chunk in speech.chunks(size=320):
             await asyncio.sleep(0.002)
             yield chunk
+            sent += len(chunk)
+            if sent >= went_on_at:
+                went_on.set()
 
     early = EarlyEnd(transcribe, complete)
     text, ending = await early.async_run(_consume(early, paced()))

@@ -15,6 +15,7 @@ from homeassistant.helpers import (
 from homeassistant.helpers.typing import ConfigType
 
 from .assistant import Assistant
+from .command_log import DATA_COMMAND_LOG, CommandLog, Watched
 from .const import DOMAIN, SUBENTRY_ASSISTANT, SUBENTRY_PROVIDER
 from .coordinator import LocalVoiceConfigEntry, LocalVoiceData, ProviderCoordinator
 from .pipeline import DATA_PIPELINES, PipelineManager
@@ -106,13 +107,30 @@ async def async_setup_entry(hass: HomeAssistant, entry: LocalVoiceConfigEntry) -
             )
         return result
 
-    retention = Retention(hass, kept)
+    def watched() -> list[Watched]:
+        """Return each assistant's pipeline, for the command log."""
+        manager = hass.data[DATA_PIPELINES]
+        return [
+            Watched(
+                pipeline_id=pipeline_id,
+                assistant_id=subentry_id,
+                name=assistant.settings.name,
+                command_text=assistant.settings.command_text,
+            )
+            for subentry_id, assistant in assistants.items()
+            if (pipeline_id := manager.pipeline_id(subentry_id)) is not None
+        ]
+
+    command_log = CommandLog(hass, watched)
+    hass.data[DATA_COMMAND_LOG] = command_log
+    retention = Retention(hass, kept, command_log.async_collect)
     hass.data[DATA_RETENTION] = retention
 
     @callback
     def stop_retention() -> None:
         retention.async_stop()
         hass.data.pop(DATA_RETENTION, None)
+        hass.data.pop(DATA_COMMAND_LOG, None)
 
     entry.async_on_unload(stop_retention)
     if debug_recording_dir(hass):
@@ -135,6 +153,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: LocalVoiceConfigEntry) -
     await manager.async_remove_missing(set(assistants))
     for assistant in assistants.values():
         await async_sync_assistant(hass, assistant)
+    retention.async_observe()
     entry.async_on_unload(manager.async_listen())
     entry.async_on_unload(audit.async_start())
 

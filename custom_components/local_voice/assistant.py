@@ -42,6 +42,7 @@ CONF_KEEP_DEBUG_RUNS = "keep_debug_runs"
 CONF_TTS_CACHE_SECONDS = "tts_cache_seconds"
 CONF_REPAIR_NAMES = "repair_names"
 CONF_EARLY_END = "early_end"
+CONF_COMMAND_TEXT = "command_text"
 DEFAULT_TTS_CACHE_SECONDS = 60
 
 RECENT_REPAIRS = 10
@@ -99,6 +100,9 @@ class AssistantSettings:
     repair_names: bool = True
     # Answer as soon as a pause ends a whole command (early_end.py).
     early_end: bool = True
+    # Put what was said and answered in the local_voice_command event, which
+    # the recorder keeps (command_log.py). Off: the event carries no text.
+    command_text: bool = False
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> AssistantSettings:
@@ -126,6 +130,7 @@ class AssistantSettings:
             ),
             repair_names=data.get(CONF_REPAIR_NAMES, True),
             early_end=data.get(CONF_EARLY_END, True),
+            command_text=data.get(CONF_COMMAND_TEXT, False),
         )
 
     def as_data(self) -> dict[str, Any]:
@@ -149,6 +154,7 @@ class AssistantSettings:
             CONF_TTS_CACHE_SECONDS: self.tts_cache_seconds,
             CONF_REPAIR_NAMES: self.repair_names,
             CONF_EARLY_END: self.early_end,
+            CONF_COMMAND_TEXT: self.command_text,
         }
 
 

@@ -26,6 +26,7 @@ import probatio as vol
 
 from .assistant import (
     CHECK_TIMEOUT,
+    CONF_COMMAND_TEXT,
     CONF_CONVERSATION_ENGINE,
     CONF_EARLY_END,
     CONF_KEEP_DEBUG_RUNS,
@@ -182,6 +183,10 @@ class AssistantForm:
                 default=current.keep_debug_runs if current else False,
             ): bool,
             vol.Required(
+                CONF_COMMAND_TEXT,
+                default=current.command_text if current else False,
+            ): bool,
+            vol.Required(
                 CONF_TTS_CACHE_SECONDS,
                 default=(
                     current.tts_cache_seconds if current else DEFAULT_TTS_CACHE_SECONDS
@@ -304,6 +309,7 @@ class AssistantForm:
             keep_debug_runs=draft.get(CONF_KEEP_DEBUG_RUNS, False),
             repair_names=draft.get(CONF_REPAIR_NAMES, True),
             early_end=draft.get(CONF_EARLY_END, True),
+            command_text=draft.get(CONF_COMMAND_TEXT, False),
             tts_cache_seconds=int(
                 draft.get(CONF_TTS_CACHE_SECONDS, DEFAULT_TTS_CACHE_SECONDS)
             ),

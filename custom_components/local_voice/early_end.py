@@ -85,12 +85,16 @@ class PauseDetector:
         self.sound_frames = 0
         self._loud_run = 0
         self._floor_db: float | None = None
+        # When (time.time()) the audio with the last sound so far arrived:
+        # the end of speech, as a live microphone's listener meets it.
+        self.sound_at: float | None = None
 
     def process(self, audio: bytes) -> None:
         """Take the next piece of audio."""
         audio = self._pending + audio
         whole = len(audio) - len(audio) % FRAME_BYTES
         self._pending = audio[whole:]
+        heard = self.sound_frames
         for start in range(0, whole, FRAME_BYTES):
             frame = audio[start : start + FRAME_BYTES]
             probability = self._vad.Process10ms(frame)
@@ -109,6 +113,8 @@ class PauseDetector:
                 self._silent_frames = 0
             else:
                 self._silent_frames += 1
+        if self.sound_frames != heard:
+            self.sound_at = time.time()
 
     def _quiet(self, frame: bytes) -> bool:
         """Return True when a frame is no louder than the room's noise floor."""
@@ -152,6 +158,9 @@ class Ending:
     # and the agent to judge it whole, in ms.
     look_ms: float | None = None
     check_ms: float | None = None
+    # When the speech ended (time.time() of the audio with its last sound),
+    # if sound was heard at all. Never part of diagnostics: a moment of use.
+    speech_end: float | None = None
 
 
 class EarlyEnd:
@@ -160,7 +169,7 @@ class EarlyEnd:
     `transcribe` turns the audio so far into text (or None); `complete`
     returns the text to answer with when it is a whole command, else None.
     With `looking` off (the assistant's option) it only records how the
-    command ended.
+    command ended and when the speech did.
     """
 
     def __init__(
@@ -195,11 +204,11 @@ class EarlyEnd:
         detector = self._detector
         async for chunk in stream:
             self._received += len(chunk)
+            detector.process(chunk)
             if not self._looking:
                 yield chunk
                 continue
             self._audio += chunk
-            detector.process(chunk)
             if (
                 self._trial is None
                 and not self.found.done()
@@ -272,9 +281,13 @@ class EarlyEnd:
                     self.trials,
                     self._look_ms,
                     self._check_ms,
+                    self._detector.sound_at,
                 )
             return await request, Ending(
-                ENDED_BY_SILENCE, round(self.seconds, 2), self.trials
+                ENDED_BY_SILENCE,
+                round(self.seconds, 2),
+                self.trials,
+                speech_end=self._detector.sound_at,
             )
         finally:
             if not request.done() and not left_to_end:

@@ -8,11 +8,16 @@ assistants of this integration the reply files are removed from the cache a
 short time after they were spoken (60 s unless the assistant keeps them longer;
 Home Assistant's memory cache empties itself within minutes) and
 finished runs leave the debug history as soon as they end (unless the
-assistant keeps them). `async_purge` removes all of it at once.
+assistant keeps them), once the command log has read them. `async_purge`
+removes all of it at once.
+
+A run of an assistant's pipeline is noticed as it starts: the pipeline's
+slot in the debug history is a dict that says when a run is added.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 import logging
@@ -23,7 +28,10 @@ from homeassistant.components.assist_pipeline.const import (
     CONF_DEBUG_RECORDING_DIR,
     DATA_CONFIG,
 )
-from homeassistant.components.assist_pipeline.pipeline import PipelineEventType
+from homeassistant.components.assist_pipeline.pipeline import (
+    STORED_PIPELINE_RUNS,
+    PipelineEventType,
+)
 from homeassistant.components.assist_pipeline.runtime import (
     KEY_ASSIST_PIPELINE,
     PipelineRunDebug,
@@ -32,6 +40,7 @@ from homeassistant.components.tts.const import DATA_TTS_MANAGER
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.event import async_call_later
 from homeassistant.util.hass_dict import HassKey
+from homeassistant.util.limited_size_dict import LimitedSizeDict
 
 from .const import DOMAIN
 
@@ -93,9 +102,34 @@ async def async_forget_replies(hass: HomeAssistant, engines: set[str]) -> int:
     return await hass.async_add_executor_job(remove) if files else 0
 
 
+class ObservedRuns(LimitedSizeDict[str, PipelineRunDebug]):
+    """A pipeline's runs in the debug history, telling when one is added."""
+
+    def __init__(self, runs: dict[str, PipelineRunDebug]) -> None:
+        """Hold the runs there are, with Home Assistant's limit."""
+        super().__init__(runs, size_limit=STORED_PIPELINE_RUNS)
+        self.on_new: Callable[[], None] | None = None
+
+    def __setitem__(self, key: str, value: PipelineRunDebug) -> None:
+        """Add a run; say so once the run is set up."""
+        new = key not in self
+        super().__setitem__(key, value)
+        if new and (on_new := self.on_new) is not None:
+            asyncio.get_running_loop().call_soon(on_new)
+
+
 @callback
-def forget_runs(hass: HomeAssistant, pipeline_ids: set[str], *, all_runs: bool) -> int:
-    """Remove finished runs (or all) of these pipelines from the debug history."""
+def forget_runs(
+    hass: HomeAssistant,
+    pipeline_ids: set[str],
+    *,
+    all_runs: bool,
+    keep: set[str] | frozenset[str] = frozenset(),
+) -> int:
+    """Remove finished runs (or all) of these pipelines from the debug history.
+
+    Runs in `keep` stay, unless all go.
+    """
     pipeline_data = hass.data.get(KEY_ASSIST_PIPELINE)
     if pipeline_data is None:
         return 0
@@ -105,7 +139,7 @@ def forget_runs(hass: HomeAssistant, pipeline_ids: set[str], *, all_runs: bool) 
         if not runs:
             continue
         for run_id, run in list(runs.items()):
-            if all_runs or _ended(run):
+            if all_runs or (_ended(run) and run_id not in keep):
                 del runs[run_id]
                 removed += 1
     return removed
@@ -134,10 +168,20 @@ async def async_forget_recordings(hass: HomeAssistant, names: set[str]) -> int:
 class Retention:
     """Apply each assistant's choice of what may be kept."""
 
-    def __init__(self, hass: HomeAssistant, kept: Callable[[], list[Kept]]) -> None:
-        """Read the assistants' choices through `kept` when needed."""
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        kept: Callable[[], list[Kept]],
+        collect: Callable[[], set[str]] = set,
+    ) -> None:
+        """Read the assistants' choices through `kept` when needed.
+
+        `collect` reads the runs that ended before they may go, and returns
+        the ids of those it still waits for.
+        """
         self.hass = hass
         self._kept = kept
+        self._collect = collect
         self._watch: CALLBACK_TYPE | None = None
         self._watched_for = 0.0
         self._timers: set[CALLBACK_TYPE] = set()
@@ -150,14 +194,29 @@ class Retention:
             self._async_check(None)
 
     @callback
+    def async_observe(self) -> None:
+        """Notice each new run of the assistants' pipelines as it starts."""
+        pipeline_data = self.hass.data.get(KEY_ASSIST_PIPELINE)
+        if pipeline_data is None:
+            return
+        debug = pipeline_data.pipeline_debug
+        for kept in self._kept():
+            runs = debug.get(kept.pipeline_id)
+            if not isinstance(runs, ObservedRuns):
+                runs = debug[kept.pipeline_id] = ObservedRuns(dict(runs or {}))
+            runs.on_new = self.async_used
+
+    @callback
     def _async_check(self, _now: object) -> None:
         self._watch = None
+        waiting = self._collect()
         forget_runs(
             self.hass,
             {k.pipeline_id for k in self._kept() if not k.keep_runs},
             all_runs=False,
+            keep=waiting,
         )
-        if self._unfinished() and self._watched_for < WATCH_LIMIT:
+        if (self._unfinished() or waiting) and self._watched_for < WATCH_LIMIT:
             self._watched_for += WATCH_INTERVAL
             self._watch = async_call_later(self.hass, WATCH_INTERVAL, self._async_check)
 
@@ -192,7 +251,11 @@ class Retention:
 
     @callback
     def async_stop(self) -> None:
-        """Cancel the timers: the entry unloads."""
+        """Cancel the timers and stop observing: the entry unloads."""
+        pipeline_data = self.hass.data.get(KEY_ASSIST_PIPELINE)
+        for runs in pipeline_data.pipeline_debug.values() if pipeline_data else ():
+            if isinstance(runs, ObservedRuns) and runs.on_new == self.async_used:
+                runs.on_new = None
         if self._watch is not None:
             self._watch()
             self._watch = None

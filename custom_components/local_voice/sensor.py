@@ -1,4 +1,11 @@
-"""Latency of each provider: probe round trip and last real request."""
+"""Latency figures: each provider's, and each assistant's commands.
+
+A provider's sensors give the probe's round trip and the last real request.
+An assistant's give, after each spoken command, the time from the end of
+speech to the transcript, to the agent's answer and to the first audio of
+the spoken reply, and count its commands and the failed ones. They follow
+the `local_voice_command` event (command_log.py).
+"""
 
 from __future__ import annotations
 
@@ -6,17 +13,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from homeassistant.components.sensor import (
+    RestoreSensor,
     SensorDeviceClass,
     SensorEntity,
     SensorEntityDescription,
     SensorStateClass,
 )
+from homeassistant.config_entries import ConfigSubentry
 from homeassistant.const import EntityCategory, UnitOfTime
-from homeassistant.core import HomeAssistant
+from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .command_log import EVENT_COMMAND
 from .coordinator import LocalVoiceConfigEntry
-from .entity import ProviderEntity, async_add_provider_entities
+from .entity import ProviderEntity, assistant_device, async_add_provider_entities
 from .provider import Provider
 
 PARALLEL_UPDATES = 0
@@ -45,12 +55,22 @@ SENSORS = (
 )
 
 
+# An assistant's figures: the event's key of each.
+COMMAND_LATENCIES = (
+    "speech_to_transcript",
+    "speech_to_intent",
+    "speech_to_first_audio",
+)
+COMMANDS = "commands"
+FAILED_COMMANDS = "failed_commands"
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: LocalVoiceConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the latency sensors of every provider."""
+    """Add the latency sensors of every provider and the figures of each assistant."""
     async_add_provider_entities(
         entry,
         async_add_entities,
@@ -58,6 +78,16 @@ async def async_setup_entry(
             ProviderLatency(coordinator, description) for description in SENSORS
         ],
     )
+    for subentry_id in entry.runtime_data.assistants:
+        subentry = entry.subentries[subentry_id]
+        async_add_entities(
+            [
+                *(CommandLatency(subentry, key) for key in COMMAND_LATENCIES),
+                CommandCount(subentry, COMMANDS),
+                CommandCount(subentry, FAILED_COMMANDS),
+            ],
+            config_subentry_id=subentry_id,
+        )
 
 
 class ProviderLatency(ProviderEntity, SensorEntity):
@@ -83,3 +113,72 @@ class ProviderLatency(ProviderEntity, SensorEntity):
     def native_value(self) -> float | None:
         """Return the latest figure."""
         return self.entity_description.value_fn(self.coordinator.provider)
+
+
+class CommandFigure(RestoreSensor):
+    """A figure of an assistant's commands, updated by each command's event."""
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+    _attr_entity_category = EntityCategory.DIAGNOSTIC
+
+    def __init__(self, subentry: ConfigSubentry, key: str) -> None:
+        """Attach to the assistant's device."""
+        self._assistant_id = subentry.subentry_id
+        self._attr_translation_key = key
+        self._attr_unique_id = f"{subentry.subentry_id}-{key}"
+        self._attr_device_info = assistant_device(subentry)
+
+    async def async_added_to_hass(self) -> None:
+        """Start from the last value and follow the assistant's commands."""
+        await super().async_added_to_hass()
+        if (last := await self.async_get_last_sensor_data()) is not None:
+            self._attr_native_value = last.native_value
+
+        @callback
+        def mine(data: dict[str, object]) -> bool:
+            return data.get("assistant_id") == self._assistant_id
+
+        self.async_on_remove(
+            self.hass.bus.async_listen(EVENT_COMMAND, self._on_command, mine)
+        )
+
+    @callback
+    def _on_command(self, event: Event[dict[str, object]]) -> None:
+        if self._take(event.data):
+            self.async_write_ha_state()
+
+    def _take(self, data: dict[str, object]) -> bool:
+        """Take a command's figure; return True when the state changed."""
+        raise NotImplementedError
+
+
+class CommandLatency(CommandFigure):
+    """Milliseconds from the end of speech to a step of the last spoken command."""
+
+    _attr_device_class = SensorDeviceClass.DURATION
+    _attr_native_unit_of_measurement = UnitOfTime.MILLISECONDS
+    _attr_state_class = SensorStateClass.MEASUREMENT
+    _attr_suggested_display_precision = 0
+
+    def _take(self, data: dict[str, object]) -> bool:
+        # A typed command has no end of speech: the figure stays.
+        value = data.get(f"{self.translation_key}_ms")
+        if not isinstance(value, int):
+            return False
+        self._attr_native_value = value
+        return True
+
+
+class CommandCount(CommandFigure):
+    """How many commands (or failed ones) the assistant took."""
+
+    _attr_state_class = SensorStateClass.TOTAL_INCREASING
+    _attr_native_value = 0
+
+    def _take(self, data: dict[str, object]) -> bool:
+        if self.translation_key == FAILED_COMMANDS and data.get("success"):
+            return False
+        current = self._attr_native_value
+        self._attr_native_value = (current if isinstance(current, int) else 0) + 1
+        return True

@@ -13,6 +13,7 @@ from wyoming.audio import AudioFormat
 
 from .assistant import Assistant
 from .chain import SttChain, Vocabulary
+from .command_log import SPEECH_END, note_command
 from .coordinator import LocalVoiceConfigEntry
 from .early_end import ENDED_EARLY, EarlyEnd
 from .entity import LocalVoiceEntity, async_add_speech_entities
@@ -152,6 +153,8 @@ class AssistantSttEntity(LocalVoiceSttEntity):
             )
         )
         self.assistant.note_ending(ending)
+        if ending.speech_end is not None:
+            note_command(self.hass, SPEECH_END, ending.speech_end, ending.how)
         if ending.how == ENDED_EARLY or not text:
             # An early answer was already understood (or repaired).
             return text

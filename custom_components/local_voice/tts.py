@@ -15,6 +15,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from wyoming.audio import AudioChunk
 
 from .chain import TtsChain
+from .command_log import FIRST_AUDIO, SYNTHESIS, note_command
 from .const import DOMAIN
 from .coordinator import LocalVoiceConfigEntry
 from .entity import LocalVoiceEntity, async_add_speech_entities
@@ -103,6 +104,7 @@ class LocalVoiceTtsEntity(LocalVoiceEntity[TtsChain], tts.TextToSpeechEntity):
         self, message: str, language: str, options: dict[str, Any]
     ) -> tts.TtsAudioType:
         """Return the whole reply as one WAV file."""
+        note_command(self.hass, SYNTHESIS)
         chunks = [
             chunk
             async for chunk in self.chain.async_synthesize(
@@ -113,6 +115,7 @@ class LocalVoiceTtsEntity(LocalVoiceEntity[TtsChain], tts.TextToSpeechEntity):
             raise HomeAssistantError(
                 translation_domain=DOMAIN, translation_key="tts_no_audio"
             )
+        note_command(self.hass, FIRST_AUDIO)
         note_spoken(self.hass, self.entity_id)
         return "wav", wav_file(chunks)
 
@@ -120,6 +123,7 @@ class LocalVoiceTtsEntity(LocalVoiceEntity[TtsChain], tts.TextToSpeechEntity):
         self, request: TTSAudioRequest
     ) -> TTSAudioResponse:
         """Stream text in and WAV out, sentence by sentence."""
+        note_command(self.hass, SYNTHESIS)
 
         async def data() -> AsyncGenerator[bytes]:
             header_sent = False
@@ -130,6 +134,7 @@ class LocalVoiceTtsEntity(LocalVoiceEntity[TtsChain], tts.TextToSpeechEntity):
             ):
                 if not header_sent:
                     header_sent = True
+                    note_command(self.hass, FIRST_AUDIO)
                     yield wav_header(chunk)
                 yield chunk.audio
             note_spoken(self.hass, self.entity_id)
