@@ -175,6 +175,14 @@ def _failed_over(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """A transcript and the provider that made it."""
+
+    text: str
+    provider: Provider
+
+
 class SttChain(Chain):
     """Speech-to-text over a chain of providers."""
 
@@ -192,6 +200,19 @@ class SttChain(Chain):
         vocabulary: Vocabulary = Vocabulary(),
     ) -> str | None:
         """Return the transcript, or None when every provider failed or heard nothing."""
+        heard = await self.async_hear(stream, audio_format, language, vocabulary)
+        if heard is None or not heard.text:
+            return None
+        return heard.text
+
+    async def async_hear(
+        self,
+        stream: AsyncIterable[bytes],
+        audio_format: AudioFormat,
+        language: str,
+        vocabulary: Vocabulary = Vocabulary(),
+    ) -> Heard | None:
+        """Return what was heard and by whom ("" for nothing), or None on failure."""
         candidates = self._require()
         audio = Replay(stream, STT_REPLAY_BYTES)
         try:
@@ -208,12 +229,13 @@ class SttChain(Chain):
                     last=following is None,
                 )
                 if text:
-                    return text
+                    return Heard(text, handle.provider)
                 if following is not None and not audio.complete:
                     following = None
                     reason = f"{reason}; the command is too long to replay"
                 if following is None and text is not None:
-                    break  # heard nothing, and nobody else to ask
+                    # Heard nothing, and nobody else to ask.
+                    return Heard("", handle.provider)
                 _failed_over("Speech-to-text", handle.provider, reason, following)
                 if following is None:
                     break

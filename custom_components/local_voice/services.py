@@ -1,7 +1,35 @@
-"""Actions: `local_voice.purge` removes what Home Assistant kept of the assistants."""
+"""Actions for automations and scripts.
+
+- `local_voice.transcribe`: an audio file or a media-source item to text,
+  through an assistant's speech-to-text servers (with their failover).
+- `local_voice.synthesize`: text to a WAV file in the media folder, spoken by
+  an assistant's text-to-speech servers; answers with its media-source id.
+- `local_voice.purge`: removes what Home Assistant kept of the assistants.
+
+Bad input is turned down with a translated ServiceValidationError before
+anything is written; a failed synthesis leaves no file behind.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncGenerator
+from contextlib import suppress
+from dataclasses import dataclass
+import io
+from pathlib import Path
+import time
+from typing import Any, Final
+import wave
+
+from homeassistant.components import media_source, tts
+from homeassistant.components.assist_pipeline.pipeline import async_get_pipeline
+from homeassistant.components.ffmpeg import get_ffmpeg_manager
+from homeassistant.components.media_source.const import (
+    DOMAIN as MEDIA_SOURCE_DOMAIN,
+    URI_SCHEME,
+)
+from homeassistant.const import CONF_LANGUAGE
 from homeassistant.core import (
     HomeAssistant,
     ServiceCall,
@@ -9,13 +37,297 @@ from homeassistant.core import (
     SupportsResponse,
     callback,
 )
-from homeassistant.exceptions import ServiceValidationError
-from homeassistant.helpers import entity_registry as er
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers import config_validation as cv, entity_registry as er
+from homeassistant.util import ulid as ulid_util
+import probatio as vol
+from wyoming.audio import AudioFormat
 
+from .assistant import Assistant
 from .const import DOMAIN
+from .pipeline import DATA_PIPELINES
 from .retention import DATA_RETENTION
+from .sync import effective_voice
+from .tts import wav_file
 
-SERVICE_PURGE = "purge"
+SERVICE_PURGE: Final = "purge"
+SERVICE_TRANSCRIBE: Final = "transcribe"
+SERVICE_SYNTHESIZE: Final = "synthesize"
+
+ATTR_ASSISTANT: Final = "assistant"
+ATTR_FILE: Final = "file"
+ATTR_MEDIA_ID: Final = "media_id"
+ATTR_TEXT: Final = "text"
+ATTR_VOICE: Final = "voice"
+
+# What the transcription takes: 16 kHz 16-bit mono, decoded by ffmpeg from
+# any of these containers, at most MAX_AUDIO_SECONDS of it.
+RATE: Final = 16000
+SAMPLE_BYTES: Final = 2
+AUDIO_SUFFIXES: Final = frozenset(
+    {".wav", ".mp3", ".ogg", ".oga", ".opus", ".flac", ".m4a", ".aac", ".webm"}
+)
+MAX_AUDIO_SECONDS: Final = 300
+CHUNK_BYTES: Final = 32000  # one second
+DECODE_TIMEOUT: Final = 60.0
+# Longer texts belong in several announcements.
+MAX_TEXT_CHARACTERS: Final = 1000
+# Under the media folder (media_dirs "local", by default <config>/media).
+MEDIA_FOLDER: Final = "local_voice"
+
+TRANSCRIBE_SCHEMA: Final = vol.Schema(
+    {
+        vol.Optional(ATTR_ASSISTANT): cv.string,
+        vol.Optional(ATTR_FILE): cv.string,
+        vol.Optional(ATTR_MEDIA_ID): cv.string,
+        vol.Optional(CONF_LANGUAGE): cv.string,
+    }
+)
+SYNTHESIZE_SCHEMA: Final = vol.Schema(
+    {
+        vol.Optional(ATTR_ASSISTANT): cv.string,
+        vol.Required(ATTR_TEXT): cv.string,
+        vol.Optional(ATTR_VOICE): cv.string,
+    }
+)
+
+
+def _invalid(key: str, **placeholders: Any) -> ServiceValidationError:
+    return ServiceValidationError(
+        translation_domain=DOMAIN,
+        translation_key=key,
+        translation_placeholders={k: str(v) for k, v in placeholders.items()},
+    )
+
+
+def _assistants(hass: HomeAssistant) -> dict[str, Assistant]:
+    """Return the loaded assistants by subentry id."""
+    return {
+        subentry_id: assistant
+        for entry in hass.config_entries.async_loaded_entries(DOMAIN)
+        for subentry_id, assistant in entry.runtime_data.assistants.items()
+    }
+
+
+def find_assistant(hass: HomeAssistant, name: str | None) -> Assistant:
+    """Return the assistant of that name; without one, the preferred or only one."""
+    assistants = _assistants(hass)
+    if not assistants:
+        raise _invalid("not_loaded")
+    if name is not None:
+        for assistant in assistants.values():
+            if assistant.settings.name.casefold() == name.strip().casefold():
+                return assistant
+        raise _invalid(
+            "unknown_assistant",
+            name=name,
+            names=", ".join(sorted(a.settings.name for a in assistants.values())),
+        )
+    manager = hass.data[DATA_PIPELINES]
+    preferred = async_get_pipeline(hass).id
+    for subentry_id, assistant in assistants.items():
+        if manager.pipeline_id(subentry_id) == preferred:
+            return assistant
+    return next(iter(assistants.values()))
+
+
+@dataclass(frozen=True, slots=True)
+class AudioSource:
+    """Audio to decode: a file, or bytes with the suffix of their format."""
+
+    label: str
+    suffix: str
+    path: Path | None = None
+    data: bytes | None = None
+
+
+async def _audio_source(hass: HomeAssistant, call: ServiceCall) -> AudioSource:
+    """Find the audio the call names, or say what is wrong with it."""
+    file: str | None = call.data.get(ATTR_FILE)
+    media_id: str | None = call.data.get(ATTR_MEDIA_ID)
+    if media_id is not None and file is None:
+        return await _media_source(hass, media_id)
+    if file is None or media_id is not None:
+        raise _invalid("audio_source")
+    path = Path(hass.config.path(file))
+    if not hass.config.is_allowed_path(str(path)):
+        raise _invalid("path_not_allowed", path=path)
+    if not await hass.async_add_executor_job(path.is_file):
+        raise _invalid("audio_missing", path=path)
+    return AudioSource(str(path), path.suffix.lower(), path=path)
+
+
+async def _media_source(hass: HomeAssistant, media_id: str) -> AudioSource:
+    """Resolve a media-source id to a local file, or a spoken reply's bytes."""
+    if not media_source.is_media_source_id(media_id):
+        raise _invalid("media_unsupported", media_id=media_id)
+    if media_id.startswith(f"{URI_SCHEME}tts/"):
+        try:
+            extension, data = await tts.async_get_media_source_audio(hass, media_id)
+        except HomeAssistantError as err:
+            raise _invalid("audio_missing", path=media_id) from err
+        return AudioSource(media_id, f".{extension}", data=data)
+    try:
+        played = await media_source.async_resolve_media(hass, media_id, None)
+    except (media_source.Unresolvable, HomeAssistantError) as err:
+        raise _invalid("audio_missing", path=media_id) from err
+    if played.path is None:
+        raise _invalid("media_unsupported", media_id=media_id)
+    if not await hass.async_add_executor_job(played.path.is_file):
+        raise _invalid("audio_missing", path=media_id)
+    return AudioSource(media_id, played.path.suffix.lower(), path=played.path)
+
+
+async def _decode(hass: HomeAssistant, source: AudioSource) -> bytes:
+    """Return the audio as 16 kHz 16-bit mono PCM, decoded by ffmpeg."""
+    if source.suffix not in AUDIO_SUFFIXES:
+        raise _invalid(
+            "audio_format",
+            path=source.label,
+            formats=", ".join(sorted(s.lstrip(".") for s in AUDIO_SUFFIXES)),
+        )
+    # One more second than allowed tells an over-long file from a long one.
+    command = [
+        get_ffmpeg_manager(hass).binary,
+        "-nostdin",
+        "-hide_banner",
+        "-v",
+        "error",
+        "-i",
+        "pipe:0" if source.path is None else str(source.path),
+        "-t",
+        str(MAX_AUDIO_SECONDS + 1),
+        "-vn",
+        "-f",
+        "s16le",
+        "-ac",
+        "1",
+        "-ar",
+        str(RATE),
+        "pipe:1",
+    ]
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        stdin=asyncio.subprocess.PIPE
+        if source.data is not None
+        else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(DECODE_TIMEOUT):
+            pcm, errors = await process.communicate(source.data)
+    finally:
+        if process.returncode is None:
+            with suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+    if process.returncode != 0 or not pcm:
+        said = errors.decode(errors="replace").strip().splitlines()
+        raise _invalid(
+            "audio_unreadable",
+            path=source.label,
+            error=said[-1] if said else "no audio",
+        )
+    if len(pcm) > MAX_AUDIO_SECONDS * RATE * SAMPLE_BYTES:
+        raise _invalid("audio_too_long", path=source.label, seconds=MAX_AUDIO_SECONDS)
+    return pcm
+
+
+async def _chunks(pcm: bytes) -> AsyncGenerator[bytes]:
+    for start in range(0, len(pcm), CHUNK_BYTES):
+        yield pcm[start : start + CHUNK_BYTES]
+
+
+async def async_transcribe(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
+    """Turn a recording into text with an assistant's speech-to-text servers."""
+    assistant = find_assistant(hass, call.data.get(ATTR_ASSISTANT))
+    language = call.data.get(CONF_LANGUAGE) or assistant.settings.language
+    source = await _audio_source(hass, call)
+    pcm = await _decode(hass, source)
+    started = time.monotonic()
+    heard = await assistant.stt.async_hear(
+        _chunks(pcm), AudioFormat(rate=RATE, width=SAMPLE_BYTES, channels=1), language
+    )
+    if heard is None:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN, translation_key="stt_failed"
+        )
+    return {
+        "text": heard.text,
+        "language": language,
+        "provider": heard.provider.address,
+        "provider_name": heard.provider.offer.name,
+        "latency_ms": round((time.monotonic() - started) * 1000),
+        "audio_seconds": round(len(pcm) / (RATE * SAMPLE_BYTES), 2),
+    }
+
+
+def _media_dir(hass: HomeAssistant) -> tuple[str, Path]:
+    """Return the media folder's id and path ("local" when there is one)."""
+    dirs = hass.config.media_dirs
+    if not dirs:
+        raise _invalid("no_media_folder")
+    source_dir_id = "local" if "local" in dirs else next(iter(dirs))
+    return source_dir_id, Path(dirs[source_dir_id])
+
+
+def _write(path: Path, audio: bytes) -> None:
+    """Write the file whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    try:
+        partial.write_bytes(audio)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+async def async_synthesize(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
+    """Speak a text with an assistant's voice into a WAV file in the media folder."""
+    assistant = find_assistant(hass, call.data.get(ATTR_ASSISTANT))
+    text = call.data[ATTR_TEXT].strip()
+    if not text:
+        raise _invalid("text_empty")
+    if len(text) > MAX_TEXT_CHARACTERS:
+        raise _invalid("text_too_long", length=len(text), limit=MAX_TEXT_CHARACTERS)
+    voice = call.data.get(ATTR_VOICE)
+    provider = assistant.tts.provider
+    if voice is not None and (
+        provider is None or voice not in {v.name for v in provider.usable_voices()}
+    ):
+        raise _invalid(
+            "unknown_voice",
+            voice=voice,
+            voices=", ".join(
+                sorted(v.name for v in provider.usable_voices()) if provider else ()
+            ),
+        )
+    source_dir_id, media_dir = _media_dir(hass)
+    chunks = [
+        chunk
+        async for chunk in assistant.tts.async_synthesize(
+            text, voice or effective_voice(assistant)
+        )
+    ]
+    if not chunks:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN, translation_key="tts_no_audio"
+        )
+    audio = wav_file(chunks)
+    name = f"{ulid_util.ulid_now().lower()}.wav"
+    path = media_dir / MEDIA_FOLDER / name
+    await hass.async_add_executor_job(_write, path, audio)
+    with wave.open(io.BytesIO(audio)) as reader:
+        duration = reader.getnframes() / reader.getframerate()
+    return {
+        "media_id": (
+            f"{URI_SCHEME}{MEDIA_SOURCE_DOMAIN}/{source_dir_id}/{MEDIA_FOLDER}/{name}"
+        ),
+        "path": str(path),
+        "duration": round(duration, 2),
+        "voice": voice or effective_voice(assistant),
+    }
 
 
 @callback
@@ -36,6 +348,26 @@ def async_setup_services(hass: HomeAssistant) -> None:
         }
         return dict(await retention.async_purge(engines))
 
+    async def transcribe(call: ServiceCall) -> ServiceResponse:
+        return await async_transcribe(hass, call)
+
+    async def synthesize(call: ServiceCall) -> ServiceResponse:
+        return await async_synthesize(hass, call)
+
     hass.services.async_register(
         DOMAIN, SERVICE_PURGE, purge, supports_response=SupportsResponse.OPTIONAL
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_TRANSCRIBE,
+        transcribe,
+        schema=TRANSCRIBE_SCHEMA,
+        supports_response=SupportsResponse.ONLY,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_SYNTHESIZE,
+        synthesize,
+        schema=SYNTHESIZE_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
     )
