@@ -16,6 +16,7 @@ from homeassistant.components.assist_pipeline import (
 from homeassistant.components.assist_pipeline.runtime import KEY_ASSIST_PIPELINE
 from homeassistant.const import STATE_UNKNOWN
 from homeassistant.core import Context, Event, HomeAssistant, callback
+from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.local_voice.command_log import EVENT_COMMAND
 from custom_components.local_voice.early_end import ENDED_EARLY
@@ -174,3 +175,41 @@ async def test_a_run_without_a_wake_word_is_no_command(
     await hass.async_block_till_done()
     assert commands.events == []
     assert figure(hass, subentry_id, "commands") == "0"
+
+
+async def test_a_typed_command_has_no_speech_figures(
+    voice_hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    scan_ports: list[int],
+    piper: int,
+    whisper: int,
+    wakeword: int,
+) -> None:
+    """Typed in the Assist dialog: an event, a count, no end of speech."""
+    hass = voice_hass
+    await async_setup_demo_home(hass)
+    entry = await async_add_local_voice(hass, scan_ports, piper, whisper, wakeword)
+    subentry_id = assistant_subentry(entry).subentry_id
+    commands = Commands(hass)
+    client = await hass_ws_client(hass)
+    # What the frontend sends for a typed sentence.
+    await client.send_json_auto_id(
+        {
+            "type": "assist_pipeline/run",
+            "start_stage": "intent",
+            "end_stage": "tts",
+            "input": {"text": "turn on the kitchen light"},
+        }
+    )
+    assert (await client.receive_json())["success"]
+    data = await commands.number(1)
+    assert hass.states.get(LIGHT).state == "on"
+    assert data["success"] is True
+    assert data["targets"] == [LIGHT]
+    assert data["ended"] is None
+    assert data["speech_to_transcript_ms"] is None
+    assert data["speech_to_intent_ms"] is None
+    assert data["speech_to_first_audio_ms"] is None
+    assert isinstance(data["intent_ms"], int)
+    assert figure(hass, subentry_id, "speech_to_intent") == STATE_UNKNOWN
+    assert figure(hass, subentry_id, "commands") == "1"
