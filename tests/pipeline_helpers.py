@@ -15,9 +15,13 @@ from homeassistant.components.assist_pipeline import (
     async_pipeline_from_audio_stream,
 )
 from homeassistant.components.assist_pipeline.pipeline import PipelineStage
-from homeassistant.core import Context, HomeAssistant
+from homeassistant.core import Context, Event, HomeAssistant, callback
 
+from custom_components.local_voice.command_log import EVENT_COMMAND
 from scripts.speech import Speech, silence
+
+# Lines for the end of the pytest run (printed by tests/conftest.py).
+SUMMARY: list[str] = []
 
 
 def english_metadata() -> stt.SpeechMetadata:
@@ -116,3 +120,29 @@ async def async_run_speech(
         tts_audio_output="wav",
     )
     return run
+
+
+class CommandEvents:
+    """The `local_voice_command` events fired, in order."""
+
+    def __init__(self, hass: HomeAssistant) -> None:
+        """Listen from now on."""
+        self.hass = hass
+        self.events: list[dict[str, Any]] = []
+        self._arrived = asyncio.Event()
+        hass.bus.async_listen(EVENT_COMMAND, self._on_command)
+
+    @callback
+    def _on_command(self, event: Event[dict[str, Any]]) -> None:
+        self.events.append(event.data)
+        self._arrived.set()
+
+    async def number(self, count: int) -> dict[str, Any]:
+        """Wait for the event of command number `count`; return its data."""
+        async with asyncio.timeout(10):
+            while len(self.events) < count:
+                self._arrived.clear()
+                await self._arrived.wait()
+        await self.hass.async_block_till_done()
+        assert len(self.events) == count, self.events
+        return self.events[-1]

@@ -6,7 +6,6 @@ Real servers, the real pipeline, speech paced like a live microphone.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from homeassistant.components import conversation
 from homeassistant.components.assist_pipeline import (
@@ -15,10 +14,9 @@ from homeassistant.components.assist_pipeline import (
 )
 from homeassistant.components.assist_pipeline.runtime import KEY_ASSIST_PIPELINE
 from homeassistant.const import STATE_UNKNOWN
-from homeassistant.core import Context, Event, HomeAssistant, callback
+from homeassistant.core import Context, HomeAssistant
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
-from custom_components.local_voice.command_log import EVENT_COMMAND
 from custom_components.local_voice.early_end import ENDED_EARLY
 from scripts.demo_home import async_setup_demo_home
 from scripts.speech import SpeechMaker
@@ -28,35 +26,9 @@ from tests.common import (
     async_set_assistant,
     entity_id,
 )
-from tests.pipeline_helpers import async_run_speech
+from tests.pipeline_helpers import CommandEvents, async_run_speech
 
 LIGHT = "light.kitchen_light"
-
-
-class Commands:
-    """The `local_voice_command` events fired, in order."""
-
-    def __init__(self, hass: HomeAssistant) -> None:
-        """Listen from now on."""
-        self.hass = hass
-        self.events: list[dict[str, Any]] = []
-        self._arrived = asyncio.Event()
-        hass.bus.async_listen(EVENT_COMMAND, self._on_command)
-
-    @callback
-    def _on_command(self, event: Event[dict[str, Any]]) -> None:
-        self.events.append(event.data)
-        self._arrived.set()
-
-    async def number(self, count: int) -> dict[str, Any]:
-        """Wait for the event of command number `count`; return its data."""
-        async with asyncio.timeout(10):
-            while len(self.events) < count:
-                self._arrived.clear()
-                await self._arrived.wait()
-        await self.hass.async_block_till_done()
-        assert len(self.events) == count, self.events
-        return self.events[-1]
 
 
 def figure(hass: HomeAssistant, subentry_id: str, key: str) -> str:
@@ -80,7 +52,7 @@ async def test_each_command_fires_one_event_and_updates_the_sensors(
     entry = await async_add_local_voice(hass, scan_ports, piper, whisper, wakeword)
     subentry_id = assistant_subentry(entry).subentry_id
     pipeline = async_get_pipeline(hass)
-    commands = Commands(hass)
+    commands = CommandEvents(hass)
     assert figure(hass, subentry_id, "speech_to_transcript") == STATE_UNKNOWN
     assert figure(hass, subentry_id, "commands") == "0"
 
@@ -166,7 +138,7 @@ async def test_a_run_without_a_wake_word_is_no_command(
     await async_setup_demo_home(hass)
     entry = await async_add_local_voice(hass, scan_ports, piper, whisper, wakeword)
     subentry_id = assistant_subentry(entry).subentry_id
-    commands = Commands(hass)
+    commands = CommandEvents(hass)
     run = await async_run_speech(
         hass, speech.espeak("Good morning."), wake_word=True, tail=1.0
     )
@@ -190,7 +162,7 @@ async def test_a_typed_command_has_no_speech_figures(
     await async_setup_demo_home(hass)
     entry = await async_add_local_voice(hass, scan_ports, piper, whisper, wakeword)
     subentry_id = assistant_subentry(entry).subentry_id
-    commands = Commands(hass)
+    commands = CommandEvents(hass)
     client = await hass_ws_client(hass)
     # What the frontend sends for a typed sentence.
     await client.send_json_auto_id(

@@ -6,8 +6,10 @@ text-to-speech) like a live microphone (paced in real time, followed by
 silence until the assistant, at the pause after a whole command, or else the
 pipeline's VAD decides that the speech has ended) and judged by the state it
 leaves or the answer it gives.
-The outcome of every run is printed as a table and written to
-`command_suite.json` in the test's temporary folder.
+The outcome of every run is printed at the end of the pytest run and written to
+`command_suite.json` in the test's temporary folder, with the latencies of
+each command's `local_voice_command` event and the assistant's latency
+sensors as they stand after each voice.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ import pytest
 from custom_components.local_voice.early_end import ENDED_EARLY
 from scripts.commands import COMMANDS, SpokenCommand, normalize
 from scripts.demo_home import async_setup_demo_home
+from scripts.figures import spread
 from scripts.speech import Speech, SpeechMaker
-from tests.common import assistant_subentry, async_add_local_voice
-from tests.pipeline_helpers import Run, async_run_speech
+from tests.common import assistant_subentry, async_add_local_voice, entity_id
+from tests.pipeline_helpers import SUMMARY, CommandEvents, Run, async_run_speech
 
 
 async def async_prepare(hass: HomeAssistant, command: SpokenCommand) -> None:
@@ -71,6 +74,7 @@ FLOOR = {"piper-joe": 15, "espeak-en-us": 13, "espeak-en-gb": 14, "espeak-en-us-
 
 # Silence after the speech: more than the pipeline needs to decide the end.
 LIVE_TAIL = 3.0
+LATENCIES = ("speech_to_transcript", "speech_to_intent", "speech_to_first_audio")
 
 
 @pytest.fixture(scope="module")
@@ -82,21 +86,38 @@ def suite_results(tmp_path_factory: pytest.TempPathFactory) -> Any:
         return
     path = Path(tmp_path_factory.mktemp("suite")) / "command_suite.json"
     path.write_text(json.dumps(results, indent=2))
-    passed = sum(r["ok"] for r in results)
-    early = sum(r["ended"] == ENDED_EARLY for r in results)
+    runs = [r for r in results if "command" in r]
+    sensors = {r["voice"]: r["sensors"] for r in results if "sensors" in r}
+    passed = sum(r["ok"] for r in runs)
+    early = sum(r["ended"] == ENDED_EARLY for r in runs)
     lines = [
-        f"Spoken-command suite: {passed}/{len(results)} passed, {early} ended early",
+        f"Spoken-command suite: {passed}/{len(runs)} passed, {early} ended early",
         f"  ({path})",
     ]
     for voice in VOICES:
-        mine = [r for r in results if r["voice"] == voice]
+        mine = [r for r in runs if r["voice"] == voice]
+        if not mine:
+            continue
         lines.append(f"  {voice}: {sum(r['ok'] for r in mine)}/{len(mine)}")
+        after = sensors.get(voice, {})
+        for key in LATENCIES:
+            values = [r[key] for r in mine if r.get(key) is not None]
+            figures = spread(values) if values else {"median": "-", "p95": "-"}
+            lines.append(
+                f"    {key}: median {figures['median']} ms, p95 {figures['p95']} ms"
+                f" (n={len(values)}); sensor afterwards {after.get(key, '-')} ms"
+            )
+        if after:
+            lines.append(
+                f"    sensors: commands {after['commands']}, "
+                f"failed {after['failed_commands']}"
+            )
     lines.extend(
         f"  FAIL {r['voice']}: {r['command']!r} heard {r['heard']!r} answered {r['answer']!r}"
-        for r in results
+        for r in runs
         if not r["ok"]
     )
-    print("\n" + "\n".join(lines))
+    SUMMARY.extend(lines)
 
 
 @pytest.mark.parametrize("voice", list(VOICES))
@@ -114,7 +135,9 @@ async def test_spoken_commands(
     hass = voice_hass
     await async_setup_demo_home(hass)
     entry = await async_add_local_voice(hass, scan_ports, piper, whisper, wakeword)
-    assistant = entry.runtime_data.assistants[assistant_subentry(entry).subentry_id]
+    subentry_id = assistant_subentry(entry).subentry_id
+    assistant = entry.runtime_data.assistants[subentry_id]
+    commands = CommandEvents(hass)
 
     failures = []
     for command in COMMANDS:
@@ -144,5 +167,20 @@ async def test_spoken_commands(
         )
         if not ok:
             failures.append(f"{command.text!r}: heard {heard!r}, answered {answer!r}")
+    # One event per command, read once its run ended: the last comes soon.
+    await commands.number(len(COMMANDS))
+    events = commands.events
+    for result, event in zip(suite_results[-len(COMMANDS) :], events, strict=True):
+        result.update({key: event[f"{key}_ms"] for key in LATENCIES})
+    sensors = {
+        key: hass.states.get(entity_id(hass, "sensor", f"{subentry_id}-{key}")).state
+        for key in (*LATENCIES, "commands", "failed_commands")
+    }
+    assert sensors["commands"] == str(len(COMMANDS))
+    assert sensors["failed_commands"] == str(sum(not e["success"] for e in events))
+    assert sensors["speech_to_first_audio"] == str(
+        events[-1]["speech_to_first_audio_ms"]
+    )
+    suite_results.append({"voice": voice, "sensors": sensors})
     passed = len(COMMANDS) - len(failures)
     assert passed >= FLOOR[voice], f"{passed}/{len(COMMANDS)}:\n" + "\n".join(failures)
