@@ -25,13 +25,22 @@ from custom_components.local_voice.const import DOMAIN
 from scripts.servers import launch
 from scripts.speech import SpeechMaker
 from tests.common import async_add_local_voice
+from tests.develop_process import Develop, running_develop
 from tests.fault_proxy import REPORT
+from tests.pipeline_helpers import SUMMARY
 from tests.stub_server import StubServer, stt_info, tts_info, wake_info
 
 pytest_plugins = ["pytest_homeassistant_custom_component"]
 
 _SERVERS_KEY = pytest.StashKey[dict[str, launch.Server]]()
-_REAL_SERVER_FIXTURES = {"speech_servers", "piper", "whisper", "wakeword", "speech"}
+_REAL_SERVER_FIXTURES = {
+    "speech_servers",
+    "piper",
+    "whisper",
+    "wakeword",
+    "speech",
+    "develop_hass",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -60,7 +69,11 @@ def speech_servers(
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print what each injected fault cost (tests/test_faults.py)."""
+    """Print the spoken-command suite's outcome and what each injected fault cost."""
+    if SUMMARY:
+        terminalreporter.section("spoken commands: outcome and latencies")
+        for line in SUMMARY:
+            terminalreporter.write_line(line)
     if REPORT:
         terminalreporter.section("faults: time added to a command")
         for line in REPORT:
@@ -78,6 +91,15 @@ def pytest_runtest_makereport(
         for name, server in servers.items():
             report.sections.append((f"{name} server log", server.log()[-4000:]))
     return report
+
+
+@pytest.fixture(scope="session")
+def develop_hass(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Develop]:
+    """Run `scripts/develop` (a real `hass`, usual ports) once for the client tests."""
+    # Not a tmp_path itself: the test plugin puts a custom_components package
+    # of its own there, which would shadow the configuration's.
+    with running_develop(tmp_path_factory.mktemp("develop") / "develop") as develop:
+        yield develop
 
 
 @pytest.fixture
