@@ -107,16 +107,20 @@ def lan_address() -> str | None:
     return None if address.startswith("127.") else address
 
 
-def configuration() -> dict[str, Any]:
+def configuration(port: int, lan: bool) -> dict[str, Any]:
     """Return configuration.yaml: what default_config would load, minus the network.
 
     No default_config (cloud, bluetooth, zeroconf, ssdp and dhcp would send
     multicast on every interface) and no http: block (HA keeps that in its own
     store and reverts YAML changes nobody confirms; the port goes through
-    SETUP_PORT instead).
+    SETUP_PORT instead). An internal_url, because Home Assistant finds none on
+    its own when it listens on loopback only, and without one it cannot tell
+    a satellite where to fetch an announcement (assist_satellite.announce).
     """
+    host = (lan_address() if lan else None) or "127.0.0.1"
     return {
         "homeassistant": {
+            "internal_url": f"http://{host}:{port}",
             "name": "Local Voice demo",
             "unit_system": "metric",
             "time_zone": "UTC",
@@ -157,7 +161,7 @@ def prepare_config(keep: bool, port: int, lan: bool) -> None:
         shutil.rmtree(CONFIG_DIR)
     CONFIG_DIR.mkdir(parents=True, exist_ok=True)
     (CONFIG_DIR / "configuration.yaml").write_text(
-        yaml.safe_dump(configuration(), sort_keys=False, allow_unicode=True)
+        yaml.safe_dump(configuration(port, lan), sort_keys=False, allow_unicode=True)
     )
     http_store = CONFIG_DIR / ".storage" / "http"
     if not http_store.exists():

@@ -48,7 +48,9 @@ fi
 export LV_PYTHON
 LV_HA_VENV="$LV_VENVS/ha"
 LV_SPEECH_VENV="$LV_VENVS/speech"
-export LV_HA_VENV LV_SPEECH_VENV
+# wyoming-satellite, whose pins clash with the other two (tests/test_satellite.py).
+LV_SATELLITE_VENV="$LV_VENVS/satellite"
+export LV_HA_VENV LV_SPEECH_VENV LV_SATELLITE_VENV
 
 # Run a command in the environment: directly, or inside the sid root.
 lv_run() {
@@ -59,6 +61,7 @@ lv_run() {
     local -a pass=(HOME=/root LANG=C.UTF-8 "TERM=${TERM:-dumb}"
         "PATH=$LV_HA_VENV/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         LV_MODE=root "LV_PYTHON=$LV_PYTHON" "LV_HA_VENV=$LV_HA_VENV" "LV_SPEECH_VENV=$LV_SPEECH_VENV"
+        "LV_SATELLITE_VENV=$LV_SATELLITE_VENV"
         SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
         PIP_CERT=/etc/ssl/certs/ca-certificates.crt)
     local name

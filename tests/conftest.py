@@ -97,8 +97,15 @@ def pytest_runtest_makereport(
 def develop_hass(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Develop]:
     """Run `scripts/develop` (a real `hass`, usual ports) once for the client tests."""
     # Not a tmp_path itself: the test plugin puts a custom_components package
-    # of its own there, which would shadow the configuration's.
-    with running_develop(tmp_path_factory.mktemp("develop") / "develop") as develop:
+    # of its own there, which would shadow the configuration's. The free
+    # port is looked for outside any test, where sockets are blocked.
+    pytest_socket.enable_socket()
+    try:
+        port = launch.free_port()
+    finally:
+        pytest_socket.disable_socket(allow_unix_socket=True)
+    folder = tmp_path_factory.mktemp("develop") / "develop"
+    with running_develop(folder, port) as develop:
         yield develop
 
 

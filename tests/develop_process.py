@@ -67,10 +67,10 @@ class Develop:
 
 
 @contextlib.contextmanager
-def running_develop(folder: Path) -> Iterator[Develop]:
-    """Run `scripts/develop` in `folder` until the block ends."""
+def running_develop(folder: Path, port: int | None = None) -> Iterator[Develop]:
+    """Run `scripts/develop` in `folder` (on `port`, else a free one) until the block ends."""
     folder.mkdir(parents=True, exist_ok=True)
-    develop = Develop(port=free_port(), folder=folder)
+    develop = Develop(port=port or free_port(), folder=folder)
     process = subprocess.Popen(
         [sys.executable, "-m", "scripts.develop", "--port", str(develop.port)],
         cwd=PROJECT,
@@ -85,19 +85,22 @@ def running_develop(folder: Path) -> Iterator[Develop]:
         text=True,
     )
     ready = threading.Event()
+    came_up = False
 
     def read() -> None:
+        nonlocal came_up
         assert process.stdout is not None
         for line in process.stdout:
             develop.output.append(line)
             if READY in line:
+                came_up = True
                 ready.set()
         ready.set()  # the process ended: stop waiting
 
     reader = threading.Thread(target=read, name="develop-output", daemon=True)
     reader.start()
     try:
-        if not ready.wait(START_LIMIT) or process.poll() is not None:
+        if not ready.wait(START_LIMIT) or not came_up or process.poll() is not None:
             raise RuntimeError(f"scripts/develop did not come up:\n{develop.tail()}")
         yield develop
     finally:
