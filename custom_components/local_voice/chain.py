@@ -144,8 +144,9 @@ class Chain:
 
 # How long the last provider left is waited for, at least. A busy machine
 # can slow a Whisper server down several times over (measured: 7.5 s for a
-# 1.7 s command while a browser drew the Assist dialog on the same two cores).
-LAST_PATIENCE = 60.0
+# 1.7 s command while a browser drew the Assist dialog on the same two cores),
+# and a frozen one must still end in a clear error soon enough.
+LAST_PATIENCE = 30.0
 
 
 def _patience(provider: Provider, last: bool) -> float:
