@@ -22,6 +22,7 @@ from wyoming.info import Info
 
 from custom_components.local_voice import config_flow
 from custom_components.local_voice.const import DOMAIN
+from scripts.demo_home import async_setup_demo_home
 from scripts.servers import launch
 from scripts.speech import SpeechMaker
 from tests.common import async_add_local_voice
@@ -161,6 +162,31 @@ async def voice_hass(hass: HomeAssistant) -> HomeAssistant:
     assert await async_setup_component(hass, "assist_pipeline", {})
     await hass.async_block_till_done()
     return hass
+
+
+@pytest.fixture
+async def voice_entry(
+    voice_hass: HomeAssistant,
+    scan_ports: list[int],
+    piper: int,
+    whisper: int,
+    wakeword: int,
+) -> MockConfigEntry:
+    """Local Voice added with every default, over the real servers."""
+    return await async_add_local_voice(voice_hass, scan_ports, piper, whisper, wakeword)
+
+
+@pytest.fixture
+async def demo_voice_entry(
+    voice_hass: HomeAssistant,
+    scan_ports: list[int],
+    piper: int,
+    whisper: int,
+    wakeword: int,
+) -> MockConfigEntry:
+    """The demo home, then Local Voice added with every default, over the real servers."""
+    await async_setup_demo_home(voice_hass)
+    return await async_add_local_voice(voice_hass, scan_ports, piper, whisper, wakeword)
 
 
 @pytest.fixture

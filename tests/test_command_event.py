@@ -15,17 +15,12 @@ from homeassistant.components.assist_pipeline import (
 from homeassistant.components.assist_pipeline.runtime import KEY_ASSIST_PIPELINE
 from homeassistant.const import STATE_UNKNOWN
 from homeassistant.core import Context, HomeAssistant
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.local_voice.early_end import ENDED_EARLY
-from scripts.demo_home import async_setup_demo_home
 from scripts.speech import SpeechMaker
-from tests.common import (
-    assistant_subentry,
-    async_add_local_voice,
-    async_set_assistant,
-    entity_id,
-)
+from tests.common import assistant_subentry, async_set_assistant, entity_id
 from tests.pipeline_helpers import CommandEvents, async_run_speech
 
 LIGHT = "light.kitchen_light"
@@ -39,17 +34,11 @@ def figure(hass: HomeAssistant, subentry_id: str, key: str) -> str:
 
 
 async def test_each_command_fires_one_event_and_updates_the_sensors(
-    voice_hass: HomeAssistant,
-    scan_ports: list[int],
-    piper: int,
-    whisper: int,
-    wakeword: int,
-    speech: SpeechMaker,
+    voice_hass: HomeAssistant, demo_voice_entry: MockConfigEntry, speech: SpeechMaker
 ) -> None:
     """Spoken, failed, typed and with the words: one event each, figures that add up."""
     hass = voice_hass
-    await async_setup_demo_home(hass)
-    entry = await async_add_local_voice(hass, scan_ports, piper, whisper, wakeword)
+    entry = demo_voice_entry
     subentry_id = assistant_subentry(entry).subentry_id
     pipeline = async_get_pipeline(hass)
     commands = CommandEvents(hass)
@@ -126,17 +115,11 @@ async def test_each_command_fires_one_event_and_updates_the_sensors(
 
 
 async def test_a_run_without_a_wake_word_is_no_command(
-    voice_hass: HomeAssistant,
-    scan_ports: list[int],
-    piper: int,
-    whisper: int,
-    wakeword: int,
-    speech: SpeechMaker,
+    voice_hass: HomeAssistant, demo_voice_entry: MockConfigEntry, speech: SpeechMaker
 ) -> None:
     """Audio with no wake word in it ends the run without an event."""
     hass = voice_hass
-    await async_setup_demo_home(hass)
-    entry = await async_add_local_voice(hass, scan_ports, piper, whisper, wakeword)
+    entry = demo_voice_entry
     subentry_id = assistant_subentry(entry).subentry_id
     commands = CommandEvents(hass)
     run = await async_run_speech(
@@ -151,16 +134,12 @@ async def test_a_run_without_a_wake_word_is_no_command(
 
 async def test_a_typed_command_has_no_speech_figures(
     voice_hass: HomeAssistant,
+    demo_voice_entry: MockConfigEntry,
     hass_ws_client: WebSocketGenerator,
-    scan_ports: list[int],
-    piper: int,
-    whisper: int,
-    wakeword: int,
 ) -> None:
     """Typed in the Assist dialog: an event, a count, no end of speech."""
     hass = voice_hass
-    await async_setup_demo_home(hass)
-    entry = await async_add_local_voice(hass, scan_ports, piper, whisper, wakeword)
+    entry = demo_voice_entry
     subentry_id = assistant_subentry(entry).subentry_id
     commands = CommandEvents(hass)
     client = await hass_ws_client(hass)

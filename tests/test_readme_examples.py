@@ -15,13 +15,12 @@ from homeassistant.components import persistent_notification
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.setup import async_setup_component
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 import yaml
 
 from scripts.commands import normalize
-from scripts.demo_home import async_setup_demo_home
 from scripts.servers.launch import PROJECT
 from scripts.speech import SpeechMaker, silence
-from tests.common import async_add_local_voice
 from tests.pipeline_helpers import async_run_speech
 
 ANNOUNCE = "Announce that the washing is done"
@@ -93,10 +92,7 @@ async def test_the_announcement_loads(voice_hass: HomeAssistant) -> None:
 async def test_a_new_voice_memo_arrives_as_text(
     voice_hass: HomeAssistant,
     tmp_path: Path,
-    scan_ports: list[int],
-    piper: int,
-    whisper: int,
-    wakeword: int,
+    voice_entry: MockConfigEntry,
     speech: SpeechMaker,
 ) -> None:
     """A WAV closed in the watched folder is transcribed into a notification."""
@@ -104,7 +100,6 @@ async def test_a_new_voice_memo_arrives_as_text(
     memos = tmp_path / "memos"
     memos.mkdir()
     hass.config.allowlist_external_dirs = {str(memos)}
-    await async_add_local_voice(hass, scan_ports, piper, whisper, wakeword)
     await async_load(hass, MEMOS)
     notifications = Notifications(hass)
 
@@ -129,17 +124,10 @@ async def test_a_new_voice_memo_arrives_as_text(
 
 
 async def test_a_failed_command_is_reported(
-    voice_hass: HomeAssistant,
-    scan_ports: list[int],
-    piper: int,
-    whisper: int,
-    wakeword: int,
-    speech: SpeechMaker,
+    voice_hass: HomeAssistant, demo_voice_entry: MockConfigEntry, speech: SpeechMaker
 ) -> None:
     """A command about a device that is not there triggers the notification."""
     hass = voice_hass
-    await async_setup_demo_home(hass)
-    await async_add_local_voice(hass, scan_ports, piper, whisper, wakeword)
     await async_load(hass, FAILED)
     notifications = Notifications(hass)
 

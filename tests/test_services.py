@@ -17,12 +17,13 @@ from homeassistant.components import tts
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.local_voice.const import DOMAIN
 from custom_components.local_voice.services import MAX_AUDIO_SECONDS
 from scripts.commands import normalize
 from scripts.speech import SpeechMaker, silence
-from tests.common import async_add_local_voice, child_processes, open_connections
+from tests.common import child_processes, open_connections
 
 SENTENCE = "Dinner is ready in the kitchen."
 
@@ -82,15 +83,12 @@ def wav_seconds(path: Path) -> float:
 async def test_what_one_action_says_the_other_hears(
     voice_hass: HomeAssistant,
     media: Path,
-    scan_ports: list[int],
-    piper: int,
+    voice_entry: MockConfigEntry,
     whisper: int,
-    wakeword: int,
     speech: SpeechMaker,
 ) -> None:
     """Synthesize into the media folder; transcribe it back as a file, as media, as MP3."""
     hass = voice_hass
-    await async_add_local_voice(hass, scan_ports, piper, whisper, wakeword)
 
     spoken = await call(hass, "synthesize", text=SENTENCE)
     path = Path(spoken["path"])
@@ -136,14 +134,12 @@ async def test_what_one_action_says_the_other_hears(
 async def test_bad_input_is_turned_down_and_leaves_nothing(
     voice_hass: HomeAssistant,
     media: Path,
-    scan_ports: list[int],
+    voice_entry: MockConfigEntry,
     piper: int,
     whisper: int,
-    wakeword: int,
 ) -> None:
     """Each bad input gets its own translated error; no file, process or socket stays."""
     hass = voice_hass
-    await async_add_local_voice(hass, scan_ports, piper, whisper, wakeword)
     recordings = media / "recordings"
     children = child_processes()
 
@@ -194,16 +190,10 @@ async def test_bad_input_is_turned_down_and_leaves_nothing(
 
 
 async def test_the_assistant_is_chosen_by_name(
-    voice_hass: HomeAssistant,
-    media: Path,
-    scan_ports: list[int],
-    piper: int,
-    whisper: int,
-    wakeword: int,
+    voice_hass: HomeAssistant, media: Path, voice_entry: MockConfigEntry
 ) -> None:
     """A name picks the assistant, in any case; its voice speaks."""
     hass = voice_hass
-    await async_add_local_voice(hass, scan_ports, piper, whisper, wakeword)
     spoken = await call(hass, "synthesize", text="Hello.", assistant="local VOICE")
     audio = Path(spoken["path"]).read_bytes()
     with wave.open(io.BytesIO(audio)) as reader:
