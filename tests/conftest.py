@@ -177,16 +177,17 @@ async def voice_entry(
 
 
 @pytest.fixture
-async def demo_voice_entry(
-    voice_hass: HomeAssistant,
-    scan_ports: list[int],
-    piper: int,
-    whisper: int,
-    wakeword: int,
-) -> MockConfigEntry:
-    """The demo home, then Local Voice added with every default, over the real servers."""
+async def demo_home(voice_hass: HomeAssistant) -> None:
+    """The demo home of scripts/develop: lights, a lock, blinds, a thermostat."""
     await async_setup_demo_home(voice_hass)
-    return await async_add_local_voice(voice_hass, scan_ports, piper, whisper, wakeword)
+
+
+@pytest.fixture
+async def demo_voice_entry(
+    demo_home: None, voice_entry: MockConfigEntry
+) -> MockConfigEntry:
+    """The demo home, then Local Voice added with every default (in this order)."""
+    return voice_entry
 
 
 @pytest.fixture
