@@ -14,13 +14,18 @@ from homeassistant.components.assist_pipeline import (
 )
 from homeassistant.components.assist_pipeline.runtime import KEY_ASSIST_PIPELINE
 from homeassistant.const import STATE_UNKNOWN
-from homeassistant.core import Context, HomeAssistant
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from homeassistant.core import Context, HomeAssistant, State
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    mock_restore_cache_with_extra_data,
+)
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
+from custom_components.local_voice.command_log import EVENT_COMMAND
 from custom_components.local_voice.early_end import ENDED_EARLY
 from scripts.speech import SpeechMaker
 from tests.common import assistant_subentry, async_set_assistant, entity_id
+from tests.conftest import StubHome
 from tests.pipeline_helpers import CommandEvents, async_run_speech
 
 LIGHT = "light.kitchen_light"
@@ -164,3 +169,40 @@ async def test_a_typed_command_has_no_speech_figures(
     assert isinstance(data["intent_ms"], int)
     assert figure(hass, subentry_id, "speech_to_intent") == STATE_UNKNOWN
     assert figure(hass, subentry_id, "commands") == "1"
+
+
+async def test_the_counts_go_on_after_a_restart(
+    hass: HomeAssistant, stub_home: StubHome
+) -> None:
+    """The counters start from their last values; a failed command adds to both."""
+    entry = stub_home.entry
+    subentry_id = assistant_subentry(entry).subentry_id
+    commands = entity_id(hass, "sensor", f"{subentry_id}-commands")
+    failed = entity_id(hass, "sensor", f"{subentry_id}-failed_commands")
+    latency = entity_id(hass, "sensor", f"{subentry_id}-speech_to_intent")
+    # What Home Assistant stored of them when it stopped.
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    mock_restore_cache_with_extra_data(
+        hass,
+        [
+            (State(commands, "41"), {"native_value": 41, "native_unit_of_measurement": None}),
+            (State(failed, "3"), {"native_value": 3, "native_unit_of_measurement": None}),
+            (State(latency, "812"), {"native_value": 812, "native_unit_of_measurement": "ms"}),
+        ],
+    )  # fmt: skip
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert figure(hass, subentry_id, "commands") == "41"
+    assert figure(hass, subentry_id, "failed_commands") == "3"
+    assert figure(hass, subentry_id, "speech_to_intent") == "812"
+
+    # Another assistant's command changes nothing here.
+    hass.bus.async_fire(EVENT_COMMAND, {"assistant_id": "other", "success": False})
+    hass.bus.async_fire(
+        EVENT_COMMAND,
+        {"assistant_id": subentry_id, "success": False, "speech_to_intent_ms": 950},
+    )
+    await hass.async_block_till_done()
+    assert figure(hass, subentry_id, "commands") == "42"
+    assert figure(hass, subentry_id, "failed_commands") == "4"
+    assert figure(hass, subentry_id, "speech_to_intent") == "950"
