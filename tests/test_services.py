@@ -15,15 +15,17 @@ import wave
 
 from homeassistant.components import tts
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import ServiceValidationError
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.local_voice import services
 from custom_components.local_voice.const import DOMAIN
 from custom_components.local_voice.services import MAX_AUDIO_SECONDS
 from scripts.commands import normalize
 from scripts.speech import SpeechMaker, silence
 from tests.common import child_processes, open_connections
+from tests.conftest import StubHome
 
 SENTENCE = "Dinner is ready in the kitchen."
 
@@ -170,6 +172,8 @@ async def test_bad_input_is_turned_down_and_leaves_nothing(
         ),
         ("transcribe", {"media_id": "https://example.invalid/a.wav"}, "media_unsupported"),
         ("transcribe", {"media_id": "media-source://media_source/local/none.wav"}, "audio_missing"),
+        ("transcribe", {"media_id": "media-source://media_source/elsewhere/a.wav"}, "audio_missing"),
+        ("transcribe", {"media_id": "media-source://tts/tts.nothing?message=Hello"}, "audio_missing"),
         ("transcribe", {"file": str(recordings / "x.wav"), "assistant": "Kitchen"}, "unknown_assistant"),
         ("synthesize", {"text": "   "}, "text_empty"),
         ("synthesize", {"text": "word " * 201}, "text_too_long"),
@@ -199,3 +203,42 @@ async def test_the_assistant_is_chosen_by_name(
     with wave.open(io.BytesIO(audio)) as reader:
         assert reader.getnchannels() == 1
         assert reader.getnframes() > 0
+
+
+# Over stub servers: what the servers' failures and a stuck decoder leave.
+
+
+async def test_a_failing_server_gets_a_translated_error_and_writes_nothing(
+    hass: HomeAssistant, media: Path, stub_home: StubHome
+) -> None:
+    """Speech-to-text and text-to-speech servers that answer with an error."""
+    recording = media / "recordings" / "memo.wav"
+    recording.write_bytes(silence(1.0).wav())
+    stub_home.stt.behaviour.error = "out of memory"
+    with pytest.raises(HomeAssistantError) as raised:
+        await call(hass, "transcribe", file=str(recording))
+    assert raised.value.translation_key == "stt_failed"
+
+    stub_home.tts.behaviour.error = "no such voice"
+    with pytest.raises(HomeAssistantError) as raised:
+        await call(hass, "synthesize", text="Dinner is ready.")
+    assert raised.value.translation_domain == DOMAIN
+    assert "no such voice" in str(raised.value)
+    assert not (media / "media" / "local_voice").exists()
+
+
+async def test_a_stuck_decoder_is_stopped(
+    hass: HomeAssistant,
+    media: Path,
+    stub_home: StubHome,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Decoding that takes too long ends in a translated error, no ffmpeg left."""
+    recording = media / "recordings" / "memo.wav"
+    recording.write_bytes(silence(1.0).wav())
+    children = child_processes()
+    monkeypatch.setattr(services, "DECODE_TIMEOUT", 0.001)
+    assert await turned_down(hass, "transcribe", file=str(recording)) == (
+        "audio_unreadable"
+    )
+    assert child_processes() == children

@@ -217,6 +217,12 @@ async def _decode(hass: HomeAssistant, source: AudioSource) -> bytes:
     try:
         async with asyncio.timeout(DECODE_TIMEOUT):
             pcm, errors = await process.communicate(source.data)
+    except TimeoutError as err:
+        raise _invalid(
+            "audio_unreadable",
+            path=source.label,
+            error=f"decoding took longer than {DECODE_TIMEOUT:g} s",
+        ) from err
     finally:
         if process.returncode is None:
             with suppress(ProcessLookupError):
