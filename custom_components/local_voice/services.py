@@ -150,11 +150,27 @@ async def _audio_source(hass: HomeAssistant, call: ServiceCall) -> AudioSource:
     if file is None or media_id is not None:
         raise _invalid("audio_source")
     path = Path(hass.config.path(file))
-    if not hass.config.is_allowed_path(str(path)):
+    if not await hass.async_add_executor_job(_readable_here, hass, path):
         raise _invalid("path_not_allowed", path=path)
     if not await hass.async_add_executor_job(path.is_file):
         raise _invalid("audio_missing", path=path)
     return AudioSource(str(path), path.suffix.lower(), path=path)
+
+
+def _readable_here(hass: HomeAssistant, path: Path) -> bool:
+    """Return True for a path the action may read.
+
+    One in allowlist_external_dirs, or under the configuration or a media
+    folder (a link out of them counts where it leads).
+    """
+    if hass.config.is_allowed_path(str(path)):
+        return True
+    try:
+        where = path.resolve()
+    except OSError, RuntimeError:
+        return False
+    folders = [hass.config.config_dir, *hass.config.media_dirs.values()]
+    return any(where.is_relative_to(Path(folder).resolve()) for folder in folders)
 
 
 async def _media_source(hass: HomeAssistant, media_id: str) -> AudioSource:
