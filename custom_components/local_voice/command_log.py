@@ -154,14 +154,19 @@ class CommandLog:
 
         started = at(PipelineEventType.RUN_START)
         ended = at(PipelineEventType.RUN_END)
-        assert started is not None and ended is not None
+        if started is None or ended is None:
+            return {}  # a run that never started
         conversation_id = data(PipelineEventType.RUN_START).get("conversation_id")
         marks = [m for m in self._marks if m.conversation_id == conversation_id]
         speech = [m for m in marks if m.kind == SPEECH_END and started <= m.at <= ended]
         synthesized = any(
             m.kind == SYNTHESIS and started <= m.at <= ended for m in marks
         )
-        audio = [m.at for m in marks if m.kind == FIRST_AUDIO and m.at >= started]
+        audio = [
+            m.at
+            for m in marks
+            if m.kind == FIRST_AUDIO and started <= m.at <= ended + AUDIO_GRACE
+        ]
         if synthesized and not audio and now - ended < AUDIO_GRACE:
             return None
         speech_end = speech[-1].at if speech else None
