@@ -24,18 +24,6 @@ from scripts.servers import launch
 from tests.common import async_add_local_voice, async_submit_voice
 
 
-@pytest.fixture
-async def assistant_entry(
-    voice_hass: HomeAssistant,
-    scan_ports: list[int],
-    piper: int,
-    whisper: int,
-    wakeword: int,
-) -> MockConfigEntry:
-    """Add integration, accept every default."""
-    return await async_add_local_voice(voice_hass, scan_ports, piper, whisper, wakeword)
-
-
 def _ours(hass: HomeAssistant, name: str = "Local Voice") -> list[Pipeline]:
     return [p for p in async_get_pipelines(hass) if p.name == name]
 
@@ -49,7 +37,7 @@ def _assistant_id(entry: MockConfigEntry) -> str:
 
 
 async def test_defaults_give_a_preferred_pipeline(
-    voice_hass: HomeAssistant, assistant_entry: MockConfigEntry
+    voice_hass: HomeAssistant, voice_entry: MockConfigEntry
 ) -> None:
     """The newcomer's path ends with a preferred, complete local pipeline."""
     hass = voice_hass
@@ -74,13 +62,13 @@ async def test_defaults_give_a_preferred_pipeline(
 
 
 async def test_restart_keeps_one_pipeline(
-    voice_hass: HomeAssistant, assistant_entry: MockConfigEntry
+    voice_hass: HomeAssistant, voice_entry: MockConfigEntry
 ) -> None:
     """Reloading finds the pipeline by id: never a second copy."""
     hass = voice_hass
     (before,) = _ours(hass)
     for _ in range(2):
-        assert await hass.config_entries.async_reload(assistant_entry.entry_id)
+        assert await hass.config_entries.async_reload(voice_entry.entry_id)
         await hass.async_block_till_done()
     (after,) = _ours(hass)
     assert after == before
@@ -88,16 +76,16 @@ async def test_restart_keeps_one_pipeline(
 
 
 async def test_reconfigure_updates_the_pipeline(
-    voice_hass: HomeAssistant, assistant_entry: MockConfigEntry
+    voice_hass: HomeAssistant, voice_entry: MockConfigEntry
 ) -> None:
     """Changing the wake word and voice is written to the pipeline."""
     hass = voice_hass
     flows = hass.config_entries.subentries
     result = await flows.async_init(
-        (assistant_entry.entry_id, SUBENTRY_ASSISTANT),
+        (voice_entry.entry_id, SUBENTRY_ASSISTANT),
         context={
             "source": SOURCE_RECONFIGURE,
-            "subentry_id": _assistant_id(assistant_entry),
+            "subentry_id": _assistant_id(voice_entry),
         },
     )
     assert result["step_id"] == "assistant"
@@ -121,13 +109,13 @@ async def test_reconfigure_updates_the_pipeline(
 
 
 async def test_language_the_servers_lack_is_refused(
-    voice_hass: HomeAssistant, assistant_entry: MockConfigEntry
+    voice_hass: HomeAssistant, voice_entry: MockConfigEntry
 ) -> None:
     """German is advertised by both servers, but neither really has it here."""
     hass = voice_hass
     flows = hass.config_entries.subentries
     result = await flows.async_init(
-        (assistant_entry.entry_id, SUBENTRY_ASSISTANT), context={"source": SOURCE_USER}
+        (voice_entry.entry_id, SUBENTRY_ASSISTANT), context={"source": SOURCE_USER}
     )
     assert result["step_id"] == "assistant"
     # Languages outside what all three share are not even offered.
@@ -158,13 +146,13 @@ async def test_language_the_servers_lack_is_refused(
 
 
 async def test_second_assistant_and_unique_names(
-    voice_hass: HomeAssistant, assistant_entry: MockConfigEntry
+    voice_hass: HomeAssistant, voice_entry: MockConfigEntry
 ) -> None:
     """A second assistant gets its own pipeline; names stay unique."""
     hass = voice_hass
     flows = hass.config_entries.subentries
     result = await flows.async_init(
-        (assistant_entry.entry_id, SUBENTRY_ASSISTANT), context={"source": SOURCE_USER}
+        (voice_entry.entry_id, SUBENTRY_ASSISTANT), context={"source": SOURCE_USER}
     )
     result = await flows.async_configure(result["flow_id"], {"name": "Local Voice"})
     assert result["errors"] == {"name": "name_exists"}
@@ -180,44 +168,42 @@ async def test_second_assistant_and_unique_names(
 
 
 async def test_removing_the_assistant_restores_preferred(
-    voice_hass: HomeAssistant, assistant_entry: MockConfigEntry
+    voice_hass: HomeAssistant, voice_entry: MockConfigEntry
 ) -> None:
     """The pipeline goes and the previously preferred pipeline is back."""
     hass = voice_hass
     others = [p for p in async_get_pipelines(hass) if p.name != "Local Voice"]
     assert len(others) == 1
-    hass.config_entries.async_remove_subentry(
-        assistant_entry, _assistant_id(assistant_entry)
-    )
+    hass.config_entries.async_remove_subentry(voice_entry, _assistant_id(voice_entry))
     await hass.async_block_till_done()
     assert _ours(hass) == []
     assert async_get_pipeline(hass).id == others[0].id
 
 
 async def test_removing_the_integration_removes_its_pipelines(
-    voice_hass: HomeAssistant, assistant_entry: MockConfigEntry
+    voice_hass: HomeAssistant, voice_entry: MockConfigEntry
 ) -> None:
     """Deleting Local Voice leaves Home Assistant as it found it."""
     hass = voice_hass
     (other,) = [p for p in async_get_pipelines(hass) if p.name != "Local Voice"]
-    assert await hass.config_entries.async_remove(assistant_entry.entry_id)
+    assert await hass.config_entries.async_remove(voice_entry.entry_id)
     await hass.async_block_till_done()
     assert [p.id for p in async_get_pipelines(hass)] == [other.id]
     assert async_get_pipeline(hass).id == other.id
 
 
 async def test_hand_edit_is_kept_and_repair_restores(
-    voice_hass: HomeAssistant, assistant_entry: MockConfigEntry
+    voice_hass: HomeAssistant, voice_entry: MockConfigEntry
 ) -> None:
     """A hand edit survives a restart; the repair puts the assistant's back."""
     hass = voice_hass
     (pipeline,) = _ours(hass)
     await async_update_pipeline(hass, pipeline, wake_word_id="hey_mycroft")
     await hass.async_block_till_done()
-    issue_id = f"pipeline_modified_{_assistant_id(assistant_entry)}"
+    issue_id = f"pipeline_modified_{_assistant_id(voice_entry)}"
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
 
-    assert await hass.config_entries.async_reload(assistant_entry.entry_id)
+    assert await hass.config_entries.async_reload(voice_entry.entry_id)
     await hass.async_block_till_done()
     (pipeline,) = _ours(hass)
     assert pipeline.wake_word_id == "hey_mycroft"
@@ -229,7 +215,7 @@ async def test_hand_edit_is_kept_and_repair_restores(
 
 
 async def test_hand_delete_is_kept_and_repair_recreates(
-    voice_hass: HomeAssistant, assistant_entry: MockConfigEntry
+    voice_hass: HomeAssistant, voice_entry: MockConfigEntry
 ) -> None:
     """A deleted pipeline is not silently recreated; the repair does it."""
     hass = voice_hass
@@ -243,10 +229,10 @@ async def test_hand_delete_is_kept_and_repair_recreates(
     store.async_set_preferred_item(other.id)
     await store.async_delete_item(pipeline.id)
     await hass.async_block_till_done()
-    issue_id = f"pipeline_deleted_{_assistant_id(assistant_entry)}"
+    issue_id = f"pipeline_deleted_{_assistant_id(voice_entry)}"
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
 
-    assert await hass.config_entries.async_reload(assistant_entry.entry_id)
+    assert await hass.config_entries.async_reload(voice_entry.entry_id)
     await hass.async_block_till_done()
     assert _ours(hass) == []
 

@@ -22,13 +22,13 @@ from typing import Any
 from homeassistant.components.assist_pipeline import PipelineEventType
 from homeassistant.core import HomeAssistant
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.local_voice.early_end import ENDED_EARLY
 from scripts.commands import COMMANDS, SpokenCommand, normalize
-from scripts.demo_home import async_setup_demo_home
 from scripts.figures import spread
 from scripts.speech import Speech, SpeechMaker
-from tests.common import assistant_subentry, async_add_local_voice, entity_id
+from tests.common import assistant_subentry, entity_id
 from tests.pipeline_helpers import SUMMARY, CommandEvents, Run, async_run_speech
 
 
@@ -123,18 +123,14 @@ def suite_results(tmp_path_factory: pytest.TempPathFactory) -> Any:
 @pytest.mark.parametrize("voice", list(VOICES))
 async def test_spoken_commands(
     voice_hass: HomeAssistant,
-    scan_ports: list[int],
-    piper: int,
-    whisper: int,
-    wakeword: int,
+    demo_voice_entry: MockConfigEntry,
     speech: SpeechMaker,
     voice: str,
     suite_results: list[dict[str, Any]],
 ) -> None:
     """The commands, in one voice, do what they say (at least FLOOR of them)."""
     hass = voice_hass
-    await async_setup_demo_home(hass)
-    entry = await async_add_local_voice(hass, scan_ports, piper, whisper, wakeword)
+    entry = demo_voice_entry
     subentry_id = assistant_subentry(entry).subentry_id
     assistant = entry.runtime_data.assistants[subentry_id]
     commands = CommandEvents(hass)

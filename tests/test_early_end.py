@@ -15,6 +15,7 @@ from pathlib import Path
 from homeassistant.components.assist_pipeline import PipelineEventType
 from homeassistant.core import HomeAssistant
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.local_voice.assistant import Assistant
 from custom_components.local_voice.early_end import (
@@ -26,10 +27,9 @@ from custom_components.local_voice.early_end import (
     Ending,
     PauseDetector,
 )
-from scripts.demo_home import async_setup_demo_home
 from scripts.hearing import noisy
 from scripts.speech import BYTES_PER_SECOND, Speech, SpeechMaker, silence
-from tests.common import assistant_subentry, async_add_local_voice, async_set_assistant
+from tests.common import assistant_subentry, async_set_assistant
 from tests.pipeline_helpers import async_run_speech
 
 
@@ -257,12 +257,7 @@ async def test_a_cancelled_command_leaves_no_task(espeak: SpeechMaker) -> None:
 
 
 async def test_spoken_commands_end_early_and_pauses_are_waited_for(
-    voice_hass: HomeAssistant,
-    scan_ports: list[int],
-    piper: int,
-    whisper: int,
-    wakeword: int,
-    speech: SpeechMaker,
+    voice_hass: HomeAssistant, demo_voice_entry: MockConfigEntry, speech: SpeechMaker
 ) -> None:
     """A whole command answers at its pause; a pause inside a sentence does not.
 
@@ -271,8 +266,7 @@ async def test_spoken_commands_end_early_and_pauses_are_waited_for(
     assistant's record of how the command ended.
     """
     hass = voice_hass
-    await async_setup_demo_home(hass)
-    entry = await async_add_local_voice(hass, scan_ports, piper, whisper, wakeword)
+    entry = demo_voice_entry
     subentry_id = assistant_subentry(entry).subentry_id
 
     def assistant() -> Assistant:

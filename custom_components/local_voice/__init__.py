@@ -15,7 +15,7 @@ from homeassistant.helpers import (
 from homeassistant.helpers.typing import ConfigType
 
 from .assistant import Assistant
-from .command_log import DATA_COMMAND_LOG, CommandLog, Watched
+from .command_log import DATA_COMMAND_LOG, CommandLog
 from .const import DOMAIN, SUBENTRY_ASSISTANT, SUBENTRY_PROVIDER
 from .coordinator import LocalVoiceConfigEntry, LocalVoiceData, ProviderCoordinator
 from .pipeline import DATA_PIPELINES, PipelineManager
@@ -98,30 +98,18 @@ async def async_setup_entry(hass: HomeAssistant, entry: LocalVoiceConfigEntry) -
             settings = assistant.settings
             result.append(
                 Kept(
+                    assistant_id=subentry_id,
                     pipeline_id=pipeline_id,
                     pipeline_name=settings.name,
                     tts_engine=assistant_entity_id(hass, "tts", subentry_id),
                     tts_seconds=settings.tts_cache_seconds,
                     keep_runs=settings.keep_debug_runs,
+                    command_text=settings.command_text,
                 )
             )
         return result
 
-    def watched() -> list[Watched]:
-        """Return each assistant's pipeline, for the command log."""
-        manager = hass.data[DATA_PIPELINES]
-        return [
-            Watched(
-                pipeline_id=pipeline_id,
-                assistant_id=subentry_id,
-                name=assistant.settings.name,
-                command_text=assistant.settings.command_text,
-            )
-            for subentry_id, assistant in assistants.items()
-            if (pipeline_id := manager.pipeline_id(subentry_id)) is not None
-        ]
-
-    command_log = CommandLog(hass, watched)
+    command_log = CommandLog(hass, kept)
     hass.data[DATA_COMMAND_LOG] = command_log
     retention = Retention(hass, kept, command_log.async_collect)
     hass.data[DATA_RETENTION] = retention

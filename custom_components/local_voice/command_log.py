@@ -33,6 +33,7 @@ from homeassistant.helpers import chat_session
 from homeassistant.util.hass_dict import HassKey
 
 from .const import DOMAIN
+from .retention import Kept
 
 EVENT_COMMAND: Final = f"{DOMAIN}_command"
 DATA_COMMAND_LOG: HassKey[CommandLog] = HassKey(f"{DOMAIN}_command_log")
@@ -58,16 +59,6 @@ class Mark:
     ending: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Watched:
-    """An assistant's pipeline, as the log follows it."""
-
-    pipeline_id: str
-    assistant_id: str
-    name: str
-    command_text: bool
-
-
 def _at(timestamp: str) -> float:
     return datetime.fromisoformat(timestamp).timestamp()
 
@@ -81,12 +72,10 @@ def _ms(start: float | None, end: float | None) -> int | None:
 class CommandLog:
     """Turn each ended run of an assistant's pipeline into one event."""
 
-    def __init__(
-        self, hass: HomeAssistant, watched: Callable[[], list[Watched]]
-    ) -> None:
-        """Follow the pipelines `watched` returns."""
+    def __init__(self, hass: HomeAssistant, kept: Callable[[], list[Kept]]) -> None:
+        """Follow the assistants' pipelines that `kept` returns."""
         self.hass = hass
-        self._watched = watched
+        self._kept = kept
         self._marks: deque[Mark] = deque(maxlen=MARKS_KEPT)
         # Run ids already reported (or no command), oldest first.
         self._reported: dict[str, None] = {}
@@ -113,12 +102,12 @@ class CommandLog:
         if pipeline_data is None:
             return waiting
         now = time.time()
-        for watched in self._watched():
-            runs = pipeline_data.pipeline_debug.get(watched.pipeline_id)
+        for kept in self._kept():
+            runs = pipeline_data.pipeline_debug.get(kept.pipeline_id)
             for run_id, run in list((runs or {}).items()):
                 if run_id in self._reported:
                     continue
-                outcome = self._outcome(watched, run, now)
+                outcome = self._outcome(kept, run, now)
                 if outcome is None:
                     if any(e.type == PipelineEventType.RUN_END for e in run.events):
                         waiting.add(run_id)
@@ -131,7 +120,7 @@ class CommandLog:
         return waiting
 
     def _outcome(
-        self, watched: Watched, run: PipelineRunDebug, now: float
+        self, kept: Kept, run: PipelineRunDebug, now: float
     ) -> dict[str, Any] | None:
         """Return the event's data; {} for a run that was no command; None: not yet."""
         first: dict[str, Any] = {}
@@ -194,9 +183,9 @@ class CommandLog:
             else None
         )
         outcome: dict[str, Any] = {
-            "assistant": watched.name,
-            "assistant_id": watched.assistant_id,
-            "pipeline_id": watched.pipeline_id,
+            "assistant": kept.pipeline_name,
+            "assistant_id": kept.assistant_id,
+            "pipeline_id": kept.pipeline_id,
             "device_id": intent.get("device_id"),
             "satellite_id": intent.get("satellite_id"),
             "language": data(PipelineEventType.RUN_START).get("language"),
@@ -219,7 +208,7 @@ class CommandLog:
                 if isinstance(target, dict) and target.get("type") == "entity"
             ],
         }
-        if watched.command_text:
+        if kept.command_text:
             outcome["transcript"] = (
                 data(PipelineEventType.STT_END).get("stt_output") or {}
             ).get("text") or intent.get("intent_input")

@@ -55,13 +55,18 @@ WATCH_LIMIT = 300.0
 
 @dataclass(frozen=True, slots=True)
 class Kept:
-    """What one assistant allows to be kept."""
+    """An assistant's pipeline and what the assistant allows to be kept.
 
+    `command_text`: its words may go into the command event (command_log.py).
+    """
+
+    assistant_id: str
     pipeline_id: str
     pipeline_name: str
     tts_engine: str | None
     tts_seconds: int
     keep_runs: bool
+    command_text: bool
 
 
 def _ended(run: PipelineRunDebug) -> bool:

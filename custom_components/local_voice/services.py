@@ -16,11 +16,9 @@ import asyncio
 from collections.abc import AsyncGenerator
 from contextlib import suppress
 from dataclasses import dataclass
-import io
 from pathlib import Path
 import time
 from typing import Any, Final
-import wave
 
 from homeassistant.components import media_source, tts
 from homeassistant.components.assist_pipeline.pipeline import async_get_pipeline
@@ -315,23 +313,12 @@ async def async_synthesize(hass: HomeAssistant, call: ServiceCall) -> ServiceRes
         raise _invalid("text_too_long", length=len(text), limit=MAX_TEXT_CHARACTERS)
     voice = call.data.get(ATTR_VOICE)
     provider = assistant.tts.provider
-    if voice is not None and (
-        provider is None or voice not in {v.name for v in provider.usable_voices()}
-    ):
-        raise _invalid(
-            "unknown_voice",
-            voice=voice,
-            voices=", ".join(
-                sorted(v.name for v in provider.usable_voices()) if provider else ()
-            ),
-        )
+    voices = {v.name for v in provider.usable_voices()} if provider else set()
+    if voice is not None and voice not in voices:
+        raise _invalid("unknown_voice", voice=voice, voices=", ".join(sorted(voices)))
+    voice = voice or effective_voice(assistant)
     source_dir_id, media_dir = _media_dir(hass)
-    chunks = [
-        chunk
-        async for chunk in assistant.tts.async_synthesize(
-            text, voice or effective_voice(assistant)
-        )
-    ]
+    chunks = [chunk async for chunk in assistant.tts.async_synthesize(text, voice)]
     if not chunks:
         raise HomeAssistantError(
             translation_domain=DOMAIN, translation_key="tts_no_audio"
@@ -340,15 +327,17 @@ async def async_synthesize(hass: HomeAssistant, call: ServiceCall) -> ServiceRes
     name = f"{ulid_util.ulid_now().lower()}.wav"
     path = media_dir / MEDIA_FOLDER / name
     await hass.async_add_executor_job(_write, path, audio)
-    with wave.open(io.BytesIO(audio)) as reader:
-        duration = reader.getnframes() / reader.getframerate()
+    first = chunks[0]  # wav_file writes every chunk in the first one's format
+    duration = sum(len(c.audio) for c in chunks) / (
+        first.rate * first.width * first.channels
+    )
     return {
         "media_id": (
             f"{URI_SCHEME}{MEDIA_SOURCE_DOMAIN}/{source_dir_id}/{MEDIA_FOLDER}/{name}"
         ),
         "path": str(path),
         "duration": round(duration, 2),
-        "voice": voice or effective_voice(assistant),
+        "voice": voice,
     }
 
 
