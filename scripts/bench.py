@@ -28,7 +28,9 @@ The floor is the same audio, cut at the end of speech, sent straight to
 Whisper with the `wyoming` client, plus the reply sent straight to Piper.
 Printed: per stage median and p95 for A, B and the floor; the B/A ratio
 pair by pair; where the time goes (endpointing, the servers, everything
-else); success per side; how often B ended early; Home Assistant's peak RSS.
+else); success per side; how often B ended early; Home Assistant's peak RSS;
+and B's own latency sensors after each of its commands, against the bench's
+figures for the same run.
 """
 
 from __future__ import annotations
@@ -548,6 +550,31 @@ def summarize(timings: list[Timing], rss_kib: int | None) -> dict[str, Any]:
         for name, pair in by_item.items()
         if pair.get("B") and pair["B"].ok and pair.get("A") and not pair["A"].ok
     ]
+    # B's sensors against the bench's own clock, which knows where the
+    # speech ends in the recording.
+    summary["sensors"] = {
+        stage: {
+            **spread(values),
+            "minus_bench": spread(
+                [
+                    t.extra[f"sensor_{key}"] - value
+                    for t in timings
+                    if t.side == "B"
+                    and f"sensor_{key}" in t.extra
+                    and (value := getattr(t, stage)) is not None
+                ]
+            ),
+            "n": len(values),
+        }
+        for stage, key in zip(("stt", "intent", "first_byte"), SENSORS, strict=True)
+        if (
+            values := [
+                t.extra[f"sensor_{key}"]
+                for t in timings
+                if t.side == "B" and f"sensor_{key}" in t.extra
+            ]
+        )
+    }
     checks = [t.extra["check_ms"] for t in timings if t.extra.get("check_ms")]
     if checks:
         summary["early_check_ms"] = spread(checks)
@@ -591,6 +618,13 @@ def table(summary: dict[str, Any]) -> str:
             f"  B/A first byte, pair by pair: median {r['median']:.2f}, "
             f"p95 {r['p95']:.2f} ({r['pairs']} pairs)"
         )
+    for stage, label in names.items():
+        if figure := summary.get("sensors", {}).get(stage):
+            lines.append(
+                f"  B's sensor {label:<17}{ms(figure['median'])}{ms(figure['p95'])}"
+                f"   sensor - bench: median {ms(figure['minus_bench']['median'])}"
+                f" (n={figure['n']})"
+            )
     lines.append("Where the time went (median ms)   A       B")
     labels = {
         "endpoint": "end of speech -> audio sent",
@@ -657,6 +691,7 @@ async def bench(
             )
             pipeline_a = await add_core_wyoming(api, pipeline_b)
             await develop.arrange_home(api)  # core's entities are not exposed
+            figures = await assistant_figures(api)
             items = await asyncio.to_thread(make_items, maker, args.items)
             develop.say(f"{len(items)} items, A and B alternating")
             timings: list[Timing] = []
@@ -672,6 +707,7 @@ async def bench(
                     )
                     attribute(timing, taps, (started, ended))
                     if side == "B":
+                        timing.extra.update(await figures.after_command())
                         after = await endings(api)
                         if after and before is not None:
                             early = after["count"]["early"] > before["count"]["early"]
@@ -706,6 +742,54 @@ async def bench(
 
 def _fmt(value: float | None) -> str:
     return f"{value * 1000:5.0f} ms" if value is not None else "   -- ms"
+
+
+# B's own latency sensors, by the event key they follow.
+SENSORS = ("speech_to_transcript", "speech_to_intent", "speech_to_first_audio")
+
+
+@dataclass
+class AssistantFigures:
+    """Local Voice's own command sensors, read after each of B's commands."""
+
+    api: develop.Api
+    entity_ids: dict[str, str]
+    commands: int = 0
+
+    async def state(self, key: str) -> str:
+        """Return one sensor's state."""
+        found = await self.api.request("GET", f"/api/states/{self.entity_ids[key]}")
+        return str(found["state"])
+
+    async def after_command(self) -> dict[str, float]:
+        """Wait for the command's event to reach the sensors; return them in s."""
+        for _ in range(50):
+            if int(await self.state("commands")) > self.commands:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            return {}  # no event: the figures stay out
+        self.commands += 1
+        values: dict[str, float] = {}
+        for key in SENSORS:
+            with contextlib.suppress(ValueError):
+                values[f"sensor_{key}"] = float(await self.state(key)) / 1000
+        return values
+
+
+async def assistant_figures(api: develop.Api) -> AssistantFigures:
+    """Find the assistant's command sensors (unique id `<subentry>-<key>`)."""
+    registry = await api.ws("config/entity_registry/list")
+    entity_ids = {
+        key: entry["entity_id"]
+        for entry in registry
+        if entry["platform"] == "local_voice"
+        for key in (*SENSORS, "commands")
+        if entry["unique_id"].endswith(f"-{key}")
+    }
+    figures = AssistantFigures(api, entity_ids)
+    figures.commands = int(await figures.state("commands"))
+    return figures
 
 
 async def endings(api: develop.Api) -> dict[str, Any] | None:
