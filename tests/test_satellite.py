@@ -357,7 +357,7 @@ def assert_same_audio(made: bytes, rate: int, played: bytes, what: str) -> None:
     assert correlation >= SAME_AUDIO, (what, correlation)
 
 
-class CommandEvents:
+class SubscribedCommands:
     """The `local_voice_command` events, through a websocket of their own."""
 
     def __init__(self, api: Api) -> None:
@@ -436,7 +436,7 @@ async def test_a_satellite_hears_commands_and_announces(
     ) as session:
         api = Api(session, develop_hass.url)
         await api.get_token(await api.login())
-        commands = CommandEvents(api)
+        commands = SubscribedCommands(api)
         await commands.start()
         entry_id: str | None = None
         try:
