@@ -7,6 +7,7 @@ the fast layer, which `scripts/test --fast` runs on its own.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass
 from unittest.mock import PropertyMock, patch
@@ -156,12 +157,19 @@ def hass_config_dir(hass_tmp_config_dir: str) -> str:
 
 
 @pytest.fixture
-async def voice_hass(hass: HomeAssistant) -> HomeAssistant:
-    """Home Assistant with the components an Assist pipeline needs."""
+async def voice_hass(hass: HomeAssistant) -> AsyncIterator[HomeAssistant]:
+    """Home Assistant with the components an Assist pipeline needs.
+
+    At the end, Home Assistant's own background work (the text-to-speech cache
+    still reading the last reply) may finish before the test plugin looks for
+    tasks left behind.
+    """
     assert await async_setup_component(hass, "homeassistant", {})
     assert await async_setup_component(hass, "assist_pipeline", {})
     await hass.async_block_till_done()
-    return hass
+    yield hass
+    async with asyncio.timeout(30):
+        await hass.async_block_till_done(wait_background_tasks=True)
 
 
 @pytest.fixture
