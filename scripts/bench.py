@@ -56,14 +56,14 @@ from wyoming.client import AsyncTcpClient
 from wyoming.event import Event, async_read_event, async_write_event
 from wyoming.tts import Synthesize
 
-from scripts import develop
+from scripts import home_assistant
 from scripts.commands import COMMANDS, SpokenCommand, normalize
 from scripts.figures import percentile, spread
 from scripts.hearing import VOICES
 from scripts.servers import launch
 from scripts.speech import BYTES_PER_SECOND, Speech, SpeechMaker, silence
 
-BENCH = develop.DEVELOP
+BENCH = home_assistant.DEVELOP
 HOST = "127.0.0.1"
 CHUNK_SECONDS = 0.02
 CHUNK_BYTES = int(CHUNK_SECONDS * BYTES_PER_SECOND)
@@ -235,7 +235,7 @@ def make_items(maker: SpeechMaker, count: int) -> list[Item]:
     return items
 
 
-async def set_scene(api: develop.Api, command: SpokenCommand) -> None:
+async def set_scene(api: home_assistant.Api, command: SpokenCommand) -> None:
     """Make the call that comes before the command."""
     call = command.before
     await api.request(
@@ -245,7 +245,7 @@ async def set_scene(api: develop.Api, command: SpokenCommand) -> None:
     )
 
 
-async def judge(api: develop.Api, command: SpokenCommand, answer: str) -> bool:
+async def judge(api: home_assistant.Api, command: SpokenCommand, answer: str) -> bool:
     """Return True when the home is as the command says."""
     expect = command.expect
     state: dict[str, Any] = {}
@@ -257,7 +257,7 @@ async def judge(api: develop.Api, command: SpokenCommand, answer: str) -> bool:
 
 
 async def run_item(
-    api: develop.Api, item: Item, side: str, pipeline_id: str
+    api: home_assistant.Api, item: Item, side: str, pipeline_id: str
 ) -> tuple[Timing, float, float]:
     """Run one item like a live microphone; return its timing and the run's span."""
     timing = Timing(side=side, item=item.name)
@@ -341,7 +341,7 @@ async def run_item(
             setattr(timing, stage, arrived[kind] - speech_end)
     if first_byte:
         timing.first_byte = first_byte[0] - speech_end
-    timing.heard, timing.answer = develop.heard_and_answer(data)
+    timing.heard, timing.answer = home_assistant.heard_and_answer(data)
     timing.extra["arrived"] = {k: v - speech_end for k, v in arrived.items()}
     timing.extra["tts_text"] = data.get("tts-start", {}).get("tts_input", "")
     if timing.error is None:
@@ -418,9 +418,9 @@ async def floor(
     return stt, tts
 
 
-async def add_core_wyoming(api: develop.Api, pipeline_b: dict[str, Any]) -> str:
+async def add_core_wyoming(api: home_assistant.Api, pipeline_b: dict[str, Any]) -> str:
     """Add Home Assistant's wyoming integration for each server; return A's pipeline id."""
-    for port in develop.SERVER_PORTS.values():
+    for port in home_assistant.SERVER_PORTS.values():
         flow = await api.request(
             "POST", "/api/config/config_entries/flow", {"handler": "wyoming"}
         )
@@ -430,7 +430,7 @@ async def add_core_wyoming(api: develop.Api, pipeline_b: dict[str, Any]) -> str:
             {"host": HOST, "port": port},
         )
         if result.get("type") != "create_entry":
-            raise develop.SetupError(f"wyoming at {port}: {result}")
+            raise home_assistant.SetupError(f"wyoming at {port}: {result}")
     entities = await api.ws("config/entity_registry/list")
     by_domain: dict[str, str] = {}
     for entity in entities:
@@ -438,7 +438,7 @@ async def add_core_wyoming(api: develop.Api, pipeline_b: dict[str, Any]) -> str:
             by_domain.setdefault(entity["entity_id"].split(".")[0], entity["entity_id"])
     missing = {"stt", "tts", "wake_word"} - by_domain.keys()
     if missing:
-        raise develop.SetupError(f"core wyoming made no {missing} entity")
+        raise home_assistant.SetupError(f"core wyoming made no {missing} entity")
     engine = await api.ws("tts/engine/get", engine_id=by_domain["tts"])
     languages = engine["provider"]["supported_languages"]
     wanted = pipeline_b["tts_language"].replace("_", "-").casefold()
@@ -677,12 +677,12 @@ async def bench(
     async with aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=300)
     ) as session:
-        api = develop.Api(session, f"http://{HOST}:{args.port}")
+        api = home_assistant.Api(session, f"http://{HOST}:{args.port}")
         try:
-            await develop.onboard(api, hass)
-            await develop.add_local_voice(api)
-            await develop.remove_onboarding_cloud(api)
-            await develop.arrange_home(api)
+            await home_assistant.onboard(api, hass)
+            await home_assistant.add_local_voice(api)
+            await home_assistant.remove_onboarding_cloud(api)
+            await home_assistant.arrange_home(api)
             pipelines = await api.ws("assist_pipeline/pipeline/list")
             pipeline_b = next(
                 p
@@ -690,10 +690,10 @@ async def bench(
                 if p["id"] == pipelines["preferred_pipeline"]
             )
             pipeline_a = await add_core_wyoming(api, pipeline_b)
-            await develop.arrange_home(api)  # core's entities are not exposed
+            await home_assistant.arrange_home(api)  # core's entities are not exposed
             figures = await assistant_figures(api)
             items = await asyncio.to_thread(make_items, maker, args.items)
-            develop.say(f"{len(items)} items, A and B alternating")
+            home_assistant.say(f"{len(items)} items, A and B alternating")
             timings: list[Timing] = []
             for n, item in enumerate(items):
                 order = (("A", pipeline_a), ("B", pipeline_b["id"]))
@@ -752,7 +752,7 @@ SENSORS = ("speech_to_transcript", "speech_to_intent", "speech_to_first_audio")
 class AssistantFigures:
     """Local Voice's own command sensors, read after each of B's commands."""
 
-    api: develop.Api
+    api: home_assistant.Api
     entity_ids: dict[str, str]
     commands: int = 0
 
@@ -777,7 +777,7 @@ class AssistantFigures:
         return values
 
 
-async def assistant_figures(api: develop.Api) -> AssistantFigures:
+async def assistant_figures(api: home_assistant.Api) -> AssistantFigures:
     """Find the assistant's command sensors (unique id `<subentry>-<key>`)."""
     registry = await api.ws("config/entity_registry/list")
     entity_ids = {
@@ -792,7 +792,7 @@ async def assistant_figures(api: develop.Api) -> AssistantFigures:
     return figures
 
 
-async def endings(api: develop.Api) -> dict[str, Any] | None:
+async def endings(api: home_assistant.Api) -> dict[str, Any] | None:
     """Return Local Voice's record of how commands ended (diagnostics)."""
     entries = await api.request(
         "GET", "/api/config/config_entries/entry?domain=local_voice"
@@ -808,19 +808,24 @@ async def endings(api: develop.Api) -> dict[str, Any] | None:
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     """Start the servers, their taps and Home Assistant; run; stop everything."""
-    ports = {name: launch.free_port() for name in develop.SERVER_PORTS}
-    servers = await asyncio.to_thread(launch.start_all, develop.SERVER_LOGS, ports)
-    taps = {name: Tap(name, develop.SERVER_PORTS[name], ports[name]) for name in ports}
+    ports = {name: launch.free_port() for name in home_assistant.SERVER_PORTS}
+    servers = await asyncio.to_thread(
+        launch.start_all, home_assistant.SERVER_LOGS, ports
+    )
+    taps = {
+        name: Tap(name, home_assistant.SERVER_PORTS[name], ports[name])
+        for name in ports
+    }
     hass: subprocess.Popen[bytes] | None = None
     try:
         for tap in taps.values():
             await tap.start()
-        develop.prepare_config(False, args.port, False)
-        hass = develop.start_hass(args.port)
+        home_assistant.prepare_config(False, args.port, False)
+        hass = home_assistant.start_hass(args.port)
         return await bench(args, hass, taps, ports)
     finally:
         if hass is not None:
-            await asyncio.to_thread(develop.stop_hass, hass)
+            await asyncio.to_thread(home_assistant.stop_hass, hass)
         for tap in taps.values():
             await tap.stop()
         for server in servers.values():
@@ -836,10 +841,10 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=launch.free_port())
     parser.add_argument("--json", type=Path, default=BENCH / "bench.json")
     args = parser.parse_args()
-    signal.signal(signal.SIGTERM, develop.interrupt)
+    signal.signal(signal.SIGTERM, home_assistant.interrupt)
     BENCH.mkdir(parents=True, exist_ok=True)
-    for name, port in develop.SERVER_PORTS.items():
-        if develop.port_in_use(port):
+    for name, port in home_assistant.SERVER_PORTS.items():
+        if home_assistant.port_in_use(port):
             print(
                 f"ERROR: port {port} ({name}) is in use; the bench puts its tap there",
                 file=sys.stderr,
@@ -847,7 +852,7 @@ def main() -> int:
             return 1
     try:
         summary = asyncio.run(main_async(args))
-    except develop.SetupError as err:
+    except home_assistant.SetupError as err:
         print(f"ERROR: {err}", file=sys.stderr)
         return 1
     args.json.write_text(json.dumps(summary, indent=1))

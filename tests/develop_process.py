@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 
-from scripts.develop import USER
+from scripts.home_assistant import USER
 from scripts.servers.launch import PROJECT, free_port
 
 READY = "Home Assistant with Local Voice is running"

@@ -32,7 +32,7 @@ from playwright.sync_api import (
 )
 import pytest
 
-from scripts.develop import SERVER_PORTS
+from scripts.home_assistant import SERVER_PORTS
 from scripts.speech import SpeechMaker, silence
 from tests.browser import NoBrowserError, find_chromium, launch_args
 from tests.develop_process import Develop

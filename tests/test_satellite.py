@@ -37,7 +37,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from scripts.develop import Api
+from scripts.home_assistant import Api
 from scripts.servers.launch import PROJECT, free_port
 from scripts.speech import BYTES_PER_SECOND, RATE, Speech, SpeechMaker, silence
 from tests.develop_process import Develop
