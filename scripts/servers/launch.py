@@ -21,6 +21,8 @@ import sys
 import time
 from typing import IO
 
+from scripts.children import end_with_parent
+
 PROJECT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 
@@ -147,7 +149,11 @@ def commands(data_dir: Path) -> dict[str, list[str]]:
 
 
 def start(name: str, command: list[str], port: int, log_dir: Path) -> Server:
-    """Start one server; do not wait for it."""
+    """Start one server; do not wait for it.
+
+    The server is killed when the thread that started it ends, also when its
+    process is killed before it can stop the server (see end_with_parent).
+    """
     log_path = log_dir / f"{name}.log"
     log_file = log_path.open("wb")
     env = dict(os.environ, PYTHONPATH=str(PROJECT), HF_HUB_OFFLINE="1")
@@ -158,6 +164,7 @@ def start(name: str, command: list[str], port: int, log_dir: Path) -> Server:
         stdout=log_file,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
+        preexec_fn=end_with_parent(signal.SIGKILL),  # noqa: PLW1509
     )
     return Server(name, port, process, log_path, log_file)
 
