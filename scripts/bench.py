@@ -809,9 +809,9 @@ async def endings(api: home_assistant.Api) -> dict[str, Any] | None:
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     """Start the servers, their taps and Home Assistant; run; stop everything."""
     ports = {name: launch.free_port() for name in home_assistant.SERVER_PORTS}
-    servers = await asyncio.to_thread(
-        launch.start_all, home_assistant.SERVER_LOGS, ports
-    )
+    # On this thread, not a worker's: a server ends with the thread that
+    # started it (scripts/children.py).
+    servers = launch.start_all(home_assistant.SERVER_LOGS, ports)
     taps = {
         name: Tap(name, home_assistant.SERVER_PORTS[name], ports[name])
         for name in ports

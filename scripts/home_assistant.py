@@ -18,6 +18,7 @@ import json
 import os
 from pathlib import Path
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from typing import Any, NoReturn
 import aiohttp
 import yaml
 
+from scripts.children import end_with_parent
 from scripts.demo_home import AREAS, CONFIG, EXPOSED
 from scripts.speech import piper_wav, to_pcm16k
 
@@ -172,7 +174,9 @@ def start_hass(port: int) -> subprocess.Popen[bytes]:
 
     --skip-pip: all requirements are preinstalled by scripts/setup, and Home
     Assistant must never install into the shared venv by itself; a missing one
-    shows up as "No module named" in the log instead.
+    shows up as "No module named" in the log instead. It gets SIGTERM, and
+    stops as it would under systemd, when the thread that started it ends,
+    also when its process is killed before it can stop it.
     """
     if port_in_use(port):
         raise SetupError(f"port {port} is already in use (another Home Assistant?)")
@@ -187,6 +191,7 @@ def start_hass(port: int) -> subprocess.Popen[bytes]:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            preexec_fn=end_with_parent(signal.SIGTERM),  # noqa: PLW1509
         )
 
 

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 
+from scripts.children import end_with_parent
 from scripts.home_assistant import USER
 from scripts.servers.launch import PROJECT, free_port
 
@@ -79,6 +80,8 @@ def running_develop(folder: Path, port: int | None = None) -> Iterator[Develop]:
             "LOCAL_VOICE_DEVELOP_DIR": str(folder),
         },
         start_new_session=True,
+        # SIGTERM, as below, if the tests end without stopping it (killed).
+        preexec_fn=end_with_parent(signal.SIGTERM),  # noqa: PLW1509
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -37,6 +37,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from scripts.children import end_with_parent
 from scripts.home_assistant import Api
 from scripts.servers.launch import PROJECT, free_port
 from scripts.speech import BYTES_PER_SECOND, RATE, Speech, SpeechMaker, silence
@@ -132,6 +133,8 @@ def satellite(tmp_path: Path, socket_enabled: None) -> Iterator[Satellite]:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # SIGTERM, as below, if the tests end without stopping it (killed).
+            preexec_fn=end_with_parent(signal.SIGTERM),  # noqa: PLW1509
         )
     try:
         deadline = time.monotonic() + START_LIMIT
