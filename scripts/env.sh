@@ -72,7 +72,9 @@ lv_run() {
                 pass+=("$name=${!name}") ;;
         esac
     done
-    unshare --mount --propagation private -- /bin/bash -euo pipefail -c '
+    # setpriv: the command gets SIGTERM when this shell dies, even by SIGKILL,
+    # instead of living on in the root with what it started.
+    setpriv --pdeathsig TERM -- unshare --mount --propagation private -- /bin/bash -euo pipefail -c '
         root=$1 project=$2
         shift 2
         mount --rbind /dev "$root/dev"
