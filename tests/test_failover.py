@@ -209,14 +209,16 @@ async def test_wake_word_listener_fails_over(stubs: Stubs) -> None:
 async def test_candidates_order_and_pooling(stubs: Stubs) -> None:
     """Healthy first in the chosen order; pooled, the least busy first."""
     a, b, c = [await _provider(await stubs(stt_info())) for _ in range(3)]
-    c.provider.available = False
+    c.provider.record_failure("down")
     ordered = SttChain([c, a, b])
     assert ordered.candidates() == [a, b, c]
     assert ordered.available
-    a.provider.in_flight = 2
+    a.provider.request_started()
+    a.provider.request_started()
     pooled = SttChain([c, a, b], pooled=True)
     assert pooled.candidates() == [b, a, c]
-    a.provider.available = b.provider.available = False
+    a.provider.record_failure("down")
+    b.provider.record_failure("down")
     assert not ordered.available
 
 

@@ -143,7 +143,7 @@ def test_pipeline_falls_back_while_a_server_lacks_the_choice() -> None:
     assert effective_voice(assistant) == "amy"
 
     wake.update_info(wake_info(("okay_nabu",)), 1.0)
-    tts.missing_voices.add("amy")
+    tts.note_missing_voice("amy")
     assert effective_wake_word(assistant) == "okay_nabu"
     assert effective_voice(assistant) is None
 

@@ -171,7 +171,7 @@ def _failed_over(
             reason,
         )
         return
-    provider.failovers += 1
+    provider.note_failover()
     _LOGGER.info(
         "%s at %s failed (%s, stall bound %.1f s); trying %s",
         service,
@@ -268,7 +268,7 @@ class SttChain(Chain):
         # audio in seven voices, silence put in front of it (which once kept
         # Whisper from dropping a first word) lost as many commands as it won.
         stream = audio.iterate()
-        provider.in_flight += 1
+        provider.request_started()
         try:
             text = await async_transcribe(
                 provider.host,
@@ -285,7 +285,7 @@ class SttChain(Chain):
             handle.report_request(started, err)
             return None, str(err)
         finally:
-            provider.in_flight -= 1
+            provider.request_ended()
             await close_all(stream)
         if audio.ended_at is not None:
             provider.record_answer_time(time.monotonic() - audio.ended_at)
@@ -314,7 +314,7 @@ class SttChain(Chain):
         async def whole() -> AsyncGenerator[bytes]:
             yield audio
 
-        provider.in_flight += 1
+        provider.request_started()
         try:
             return await async_transcribe(
                 provider.host,
@@ -331,7 +331,7 @@ class SttChain(Chain):
             _LOGGER.debug("A look at a pause failed at %s: %s", provider.address, err)
             return None
         finally:
-            provider.in_flight -= 1
+            provider.request_ended()
 
 
 class TtsChain(Chain):
@@ -426,7 +426,7 @@ class TtsChain(Chain):
             voice = None
         started = time.monotonic()
         produced = False
-        provider.in_flight += 1
+        provider.request_started()
         try:
             for use_voice in (
                 (voice, None) if voice is not None and fallback else (voice,)
@@ -452,7 +452,7 @@ class TtsChain(Chain):
                         yield chunk
                 except ServerError as err:
                     if use_voice is not None and not produced:
-                        provider.missing_voices.add(use_voice)
+                        provider.note_missing_voice(use_voice)
                         if fallback and isinstance(text, str):
                             _LOGGER.warning(
                                 "%s does not have voice %s (%s); using its default voice",
@@ -472,7 +472,7 @@ class TtsChain(Chain):
                 handle.report_request(started)
                 return
         finally:
-            provider.in_flight -= 1
+            provider.request_ended()
 
 
 def _tts_error(provider: Provider, err: Exception) -> HomeAssistantError:

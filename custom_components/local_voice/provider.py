@@ -9,7 +9,7 @@ the rest of the integration works with.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import PurePath
@@ -225,13 +225,14 @@ class Provider:
     probe_latency_ms: float | None = None
     last_request_latency_ms: float | None = None
     last_error: str | None = None
-    missing_voices: set[str] = field(default_factory=set)
     # Seconds from the end of a request to the server's first answer, recent.
     answer_times: deque[float] = field(
         default_factory=lambda: deque(maxlen=ANSWER_TIMES_KEPT)
     )
-    in_flight: int = 0
-    failovers: int = 0
+    # Changed only through the methods below; read through the properties.
+    _missing_voices: set[str] = field(default_factory=set, init=False)
+    _in_flight: int = field(default=0, init=False)
+    _failovers: int = field(default=0, init=False)
     down_since: datetime | None = None
 
     @classmethod
@@ -276,6 +277,21 @@ class Provider:
         """Return host:port."""
         return f"{self.host}:{self.port}"
 
+    @property
+    def in_flight(self) -> int:
+        """Return how many of this integration's requests are under way."""
+        return self._in_flight
+
+    @property
+    def failovers(self) -> int:
+        """Return how many times a request left this server for another one."""
+        return self._failovers
+
+    @property
+    def missing_voices(self) -> AbstractSet[str]:
+        """Return the advertised voices the server turned down."""
+        return self._missing_voices
+
     def is_same_server(self, other: Provider) -> bool:
         """Tell whether two providers are one server.
 
@@ -297,7 +313,7 @@ class Provider:
             return False
         self.info = info
         self.offer = offer_from_info(info)
-        self.missing_voices.clear()
+        self._missing_voices.clear()
         return True
 
     def record_answer_time(self, seconds: float) -> None:
@@ -325,7 +341,23 @@ class Provider:
             single = min(
                 STALL_DEFAULT, max(STALL_FLOOR, STALL_FACTOR * p95 + STALL_MARGIN)
             )
-        return single * max(1, self.in_flight)
+        return single * max(1, self._in_flight)
+
+    def request_started(self) -> None:
+        """Count a request under way; `request_ended` must follow."""
+        self._in_flight += 1
+
+    def request_ended(self) -> None:
+        """Count a request as no longer under way."""
+        self._in_flight -= 1
+
+    def note_failover(self) -> None:
+        """Count a request that left this server for another one."""
+        self._failovers += 1
+
+    def note_missing_voice(self, voice: str) -> None:
+        """Remember a voice the server turned down, until its offer changes."""
+        self._missing_voices.add(voice)
 
     def record_failure(self, error: str) -> None:
         """Record a failed probe or request."""
@@ -346,7 +378,7 @@ class Provider:
         voices = (
             self.offer.voices if language is None else self.offer.voices_for(language)
         )
-        return [v for v in voices if v.name not in self.missing_voices]
+        return [v for v in voices if v.name not in self._missing_voices]
 
 
 def provider_title(provider: Provider, taken: set[str]) -> str:
