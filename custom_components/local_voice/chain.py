@@ -19,7 +19,8 @@ each failover is logged once at INFO and counted on the provider left.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 import logging
 import time
@@ -159,27 +160,100 @@ def _patience(provider: Provider, last: bool) -> float:
     return max(bound, LAST_PATIENCE) if last else bound
 
 
-def _failed_over(
-    service: str, provider: Provider, reason: object, following: ProviderHandle | None
-) -> None:
-    """Log a provider's failure; count it as a failover when another one follows."""
-    if following is None:
-        _LOGGER.warning(
-            "%s at %s failed (%s); no other provider to try",
-            service,
+@dataclass(slots=True)
+class Attempt:
+    """One provider's turn at a request."""
+
+    service: str
+    handle: ProviderHandle
+    index: int
+    # The provider that takes over when this one is given up on.
+    following: ProviderHandle | None
+    given_up: bool = False
+
+    @property
+    def provider(self) -> Provider:
+        """Return the provider whose turn it is."""
+        return self.handle.provider
+
+    @property
+    def last(self) -> bool:
+        """Return True when no other provider follows this one."""
+        return self.following is None
+
+    def give_up(self, reason: object, *, replayable: bool = True) -> None:
+        """Leave this provider for the next one, if any.
+
+        Without one (none follows, or what this one was given cannot be
+        given again) the failure is logged as final; else it is logged and
+        counted as a failover on the provider left.
+        """
+        self.given_up = True
+        provider = self.provider
+        if not replayable:
+            self.following = None
+        if self.following is None:
+            _LOGGER.warning(
+                "%s at %s failed (%s); no other provider to try",
+                self.service,
+                provider.address,
+                reason,
+            )
+            return
+        provider.note_failover()
+        _LOGGER.info(
+            "%s at %s failed (%s, stall bound %.1f s); trying %s",
+            self.service,
             provider.address,
             reason,
+            provider.stall_bound(),
+            self.following.provider.address,
         )
-        return
-    provider.note_failover()
-    _LOGGER.info(
-        "%s at %s failed (%s, stall bound %.1f s); trying %s",
-        service,
-        provider.address,
-        reason,
-        provider.stall_bound(),
-        following.provider.address,
-    )
+
+
+def _failover(service: str, candidates: Sequence[ProviderHandle]) -> Iterator[Attempt]:
+    """Hand each candidate its turn at a request, in order.
+
+    The loop ends the request (returns or raises) when an attempt answers or
+    fails for good; an attempt that is to be followed by the next candidate
+    calls `give_up` and lets the loop go on. The loop ends without an answer
+    after the last candidate or a request that cannot be replayed.
+    """
+    for index, handle in enumerate(candidates):
+        following = candidates[index + 1] if index + 1 < len(candidates) else None
+        attempt = Attempt(service, handle, index, following)
+        yield attempt
+        if not attempt.given_up or attempt.following is None:
+            return
+
+
+@contextmanager
+def _request(
+    handle: ProviderHandle, *, in_flight: bool = True, health: bool = True
+) -> Iterator[float]:
+    """Keep the books of one request to a provider; yield when it started.
+
+    While the block runs the request counts as under way on the provider
+    (`in_flight`), and its outcome, success or the WyomingError that ends the
+    block, is reported to the handle (`health`). Any other exception (the
+    caller went away) is no outcome.
+    """
+    provider = handle.provider
+    started = time.monotonic()
+    if in_flight:
+        provider.request_started()
+    try:
+        yield started
+    except WyomingError as err:
+        if health:
+            handle.report_request(started, err)
+        raise
+    else:
+        if health:
+            handle.report_request(started)
+    finally:
+        if in_flight:
+            provider.request_ended()
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,73 +297,56 @@ class SttChain(Chain):
         candidates = self._require()
         audio = Replay(stream, STT_REPLAY_BYTES)
         try:
-            for index, handle in enumerate(candidates):
-                following = (
-                    candidates[index + 1] if index + 1 < len(candidates) else None
-                )
+            for attempt in _failover("Speech-to-text", candidates):
                 text, reason = await self._attempt(
-                    handle,
-                    audio,
-                    audio_format,
-                    language,
-                    vocabulary,
-                    last=following is None,
+                    attempt, audio, audio_format, language, vocabulary
                 )
                 if text:
-                    return Heard(text, handle.provider)
-                if following is not None and not audio.complete:
-                    following = None
-                    reason = f"{reason}; the command is too long to replay"
-                if following is None and text is not None:
+                    return Heard(text, attempt.provider)
+                if text is not None and (attempt.last or not audio.complete):
                     # Heard nothing, and nobody else to ask.
-                    return Heard("", handle.provider)
-                _failed_over("Speech-to-text", handle.provider, reason, following)
-                if following is None:
-                    break
+                    return Heard("", attempt.provider)
+                if not attempt.last and not audio.complete:
+                    reason = f"{reason}; the command is too long to replay"
+                attempt.give_up(reason, replayable=audio.complete)
             return None
         finally:
             await audio.close()
 
     async def _attempt(
         self,
-        handle: ProviderHandle,
+        attempt: Attempt,
         audio: Replay[bytes],
         audio_format: AudioFormat,
         language: str,
         vocabulary: Vocabulary,
-        *,
-        last: bool,
     ) -> tuple[str | None, str]:
         """Send the command to one provider; return the text or why there is none."""
-        provider = handle.provider
+        provider = attempt.provider
         model = provider.offer.stt_model_for(language)
-        started = time.monotonic()
         # The audio goes to the server as it came: measured on live-like
         # audio in seven voices, silence put in front of it (which once kept
         # Whisper from dropping a first word) lost as many commands as it won.
         stream = audio.iterate()
-        provider.request_started()
         try:
-            text = await async_transcribe(
-                provider.host,
-                provider.port,
-                stream,
-                audio_format,
-                language=base_language(language),
-                model=model.name if model else None,
-                timeouts=Timeouts(first_event=_patience(provider, last)),
-                names=vocabulary.names,
-                terms=vocabulary.terms,
-            )
+            with _request(attempt.handle):
+                text = await async_transcribe(
+                    provider.host,
+                    provider.port,
+                    stream,
+                    audio_format,
+                    language=base_language(language),
+                    model=model.name if model else None,
+                    timeouts=Timeouts(first_event=_patience(provider, attempt.last)),
+                    names=vocabulary.names,
+                    terms=vocabulary.terms,
+                )
+                if audio.ended_at is not None:
+                    provider.record_answer_time(time.monotonic() - audio.ended_at)
         except WyomingError as err:
-            handle.report_request(started, err)
             return None, str(err)
         finally:
-            provider.request_ended()
             await close_all(stream)
-        if audio.ended_at is not None:
-            provider.record_answer_time(time.monotonic() - audio.ended_at)
-        handle.report_request(started)
         return text, "empty transcript"
 
     async def async_transcribe_once(
@@ -314,24 +371,23 @@ class SttChain(Chain):
         async def whole() -> AsyncGenerator[bytes]:
             yield audio
 
-        provider.request_started()
         try:
-            return await async_transcribe(
-                provider.host,
-                provider.port,
-                whole(),
-                audio_format,
-                language=base_language(language),
-                model=model.name if model else None,
-                timeouts=Timeouts(first_event=_patience(provider, last=False)),
-                names=vocabulary.names,
-                terms=vocabulary.terms,
-            )
+            # Under way like any request, but no outcome for its health.
+            with _request(candidates[0], health=False):
+                return await async_transcribe(
+                    provider.host,
+                    provider.port,
+                    whole(),
+                    audio_format,
+                    language=base_language(language),
+                    model=model.name if model else None,
+                    timeouts=Timeouts(first_event=_patience(provider, last=False)),
+                    names=vocabulary.names,
+                    terms=vocabulary.terms,
+                )
         except WyomingError as err:
             _LOGGER.debug("A look at a pause failed at %s: %s", provider.address, err)
             return None
-        finally:
-            provider.request_ended()
 
 
 class TtsChain(Chain):
@@ -374,47 +430,39 @@ class TtsChain(Chain):
         else:
             source = replay = Replay(text, TTS_REPLAY_CHARACTERS)
         try:
-            for index, handle in enumerate(candidates):
-                following = (
-                    candidates[index + 1] if index + 1 < len(candidates) else None
-                )
-                provider = handle.provider
-                attempt = self._attempt(
-                    handle, source, voice, speaker, fallback, last=following is None
-                )
+            for attempt in _failover("Text-to-speech", candidates):
+                chunks = self._attempt(attempt, source, voice, speaker, fallback)
                 produced = False
                 try:
-                    async for chunk in attempt:
+                    async for chunk in chunks:
                         produced = True
                         yield chunk
                 except WyomingError as err:
                     if (
                         produced
-                        or following is None
+                        or attempt.last
                         or (replay is not None and not replay.complete)
                     ):
-                        raise _tts_error(provider, err) from err
-                    _failed_over("Text-to-speech", provider, err, following)
+                        raise _tts_error(attempt.provider, err) from err
+                    attempt.give_up(err)
                 else:
                     return
                 finally:
-                    await attempt.aclose()
+                    await chunks.aclose()
         finally:
             if replay is not None:
                 await replay.close()
 
     async def _attempt(
         self,
-        handle: ProviderHandle,
+        attempt: Attempt,
         text: str | Replay[str],
         voice: str | None,
         speaker: str | None,
         fallback: bool,
-        *,
-        last: bool,
     ) -> AsyncGenerator[AudioChunk]:
         """Yield one provider's audio; raise WyomingError when it fails first."""
-        provider = handle.provider
+        provider = attempt.provider
         if (
             fallback
             and voice is not None
@@ -424,10 +472,8 @@ class TtsChain(Chain):
             )
         ):
             voice = None
-        started = time.monotonic()
         produced = False
-        provider.request_started()
-        try:
+        with _request(attempt.handle) as started:
             for use_voice in (
                 (voice, None) if voice is not None and fallback else (voice,)
             ):
@@ -441,7 +487,9 @@ class TtsChain(Chain):
                         source,
                         voice=use_voice,
                         speaker=speaker if use_voice else None,
-                        timeouts=Timeouts(first_event=_patience(provider, last)),
+                        timeouts=Timeouts(
+                            first_event=_patience(provider, attempt.last)
+                        ),
                     ):
                         if not produced:
                             produced = True
@@ -461,18 +509,11 @@ class TtsChain(Chain):
                                 err,
                             )
                             continue
-                    handle.report_request(started, err)
-                    raise
-                except WyomingError as err:
-                    handle.report_request(started, err)
                     raise
                 finally:
                     if not isinstance(source, str):
                         await close_all(source)
-                handle.report_request(started)
                 return
-        finally:
-            provider.request_ended()
 
 
 def _tts_error(provider: Provider, err: Exception) -> HomeAssistantError:
@@ -510,35 +551,32 @@ class WakeChain(Chain):
         ] or everyone
         audio = Recent(stream, WAKE_REPLAY_CHUNKS)
         try:
-            for index, handle in enumerate(candidates):
-                following = (
-                    candidates[index + 1] if index + 1 < len(candidates) else None
-                )
-                provider = handle.provider
+            for attempt in _failover("Wake word detection", candidates):
+                provider = attempt.provider
                 word = self.word(wake_word_id, provider) if wake_word_id else None
-                started = time.monotonic()
-                listened = audio.iterate(replay=index > 0)
+                listened = audio.iterate(replay=attempt.index > 0)
                 try:
-                    detection, queued = await async_detect(
-                        provider.host,
-                        provider.port,
-                        listened,
-                        WAKE_AUDIO,
-                        names=[word.model if word else wake_word_id]
-                        if wake_word_id
-                        else None,
-                        timeouts=Timeouts(
-                            first_event=_patience(provider, following is None),
-                            total=0,
-                        ),
-                    )
+                    # A listener stays open while the microphone listens: no
+                    # request waiting on an answer, so not counted under way.
+                    with _request(attempt.handle, in_flight=False):
+                        detection, queued = await async_detect(
+                            provider.host,
+                            provider.port,
+                            listened,
+                            WAKE_AUDIO,
+                            names=[word.model if word else wake_word_id]
+                            if wake_word_id
+                            else None,
+                            timeouts=Timeouts(
+                                first_event=_patience(provider, attempt.last),
+                                total=0,
+                            ),
+                        )
                 except WyomingError as err:
-                    handle.report_request(started, err)
-                    _failed_over("Wake word detection", provider, err, following)
+                    attempt.give_up(err)
                     continue
                 finally:
                     await close_all(listened)
-                handle.report_request(started)
                 if detection is None:
                     return None
                 name = detection.name or wake_word_id or ""
