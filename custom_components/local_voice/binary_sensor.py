@@ -53,7 +53,7 @@ class ProviderConnectivity(ProviderEntity, BinarySensorEntity):
     @property
     def is_on(self) -> bool:
         """Return True when the server is up."""
-        return self.coordinator.provider.available
+        return self.coordinator.data.available
 
 
 class AssistantStaysLocal(BinarySensorEntity):

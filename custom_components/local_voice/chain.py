@@ -26,6 +26,7 @@ import logging
 import time
 from typing import Protocol
 
+from homeassistant.core import CALLBACK_TYPE
 from homeassistant.exceptions import HomeAssistantError
 from wyoming.audio import AudioChunk, AudioFormat
 
@@ -73,6 +74,9 @@ class ProviderHandle(Protocol):
     def report_request(self, started: float, error: WyomingError | None = None) -> None:
         """Record the outcome of a request."""
 
+    def async_add_listener(self, update_callback: CALLBACK_TYPE) -> CALLBACK_TYPE:
+        """Call `update_callback` when the provider's health changes; return the undo."""
+
 
 @dataclass(slots=True)
 class UnmanagedProvider:
@@ -82,6 +86,10 @@ class UnmanagedProvider:
 
     def report_request(self, started: float, error: WyomingError | None = None) -> None:
         """Nothing tracks this provider's health."""
+
+    def async_add_listener(self, update_callback: CALLBACK_TYPE) -> CALLBACK_TYPE:
+        """Nothing tracks this provider's health, so nothing ever changes."""
+        return lambda: None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from .const import (
     PROBE_INTERVAL,
 )
 from .privacy import PrivacyAudit
-from .provider import Provider
+from .provider import Provider, ProviderHealth
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -42,8 +42,14 @@ class LocalVoiceData:
 type LocalVoiceConfigEntry = ConfigEntry[LocalVoiceData]
 
 
-class ProviderCoordinator(DataUpdateCoordinator[Provider]):
-    """Probe one Wyoming server with Describe at a fixed interval."""
+class ProviderCoordinator(DataUpdateCoordinator[ProviderHealth]):
+    """Probe one Wyoming server with Describe at a fixed interval.
+
+    `provider` is the server's live state, which requests change as they go;
+    `data` is its health as last published to the listeners, a snapshot made
+    whenever they are told (after each probe and when a request changes the
+    server's availability).
+    """
 
     config_entry: LocalVoiceConfigEntry
 
@@ -59,7 +65,7 @@ class ProviderCoordinator(DataUpdateCoordinator[Provider]):
             update_interval=PROBE_INTERVAL,
         )
         self.provider = provider
-        self.data = provider
+        self.data = provider.health()
         self._offer_listeners: list[Callable[[str], None]] = []
 
     @callback
@@ -70,7 +76,7 @@ class ProviderCoordinator(DataUpdateCoordinator[Provider]):
         self._offer_listeners.append(listener)
         return lambda: self._offer_listeners.remove(listener)
 
-    async def _async_update_data(self) -> Provider:
+    async def _async_update_data(self) -> ProviderHealth:
         provider = self.provider
         started = time.monotonic()
         try:
@@ -78,6 +84,8 @@ class ProviderCoordinator(DataUpdateCoordinator[Provider]):
         except WyomingError as err:
             provider.record_failure(str(err))
             self._follow_outage()
+            # A failed update keeps the data: publish the server being down.
+            self.data = provider.health()
             raise UpdateFailed(
                 translation_domain=DOMAIN,
                 translation_key="provider_unreachable",
@@ -90,7 +98,7 @@ class ProviderCoordinator(DataUpdateCoordinator[Provider]):
             for listener in list(self._offer_listeners):
                 listener(provider.subentry_id)
         self._follow_outage()
-        return provider
+        return provider.health()
 
     @callback
     def _follow_outage(self) -> None:
@@ -140,4 +148,5 @@ class ProviderCoordinator(DataUpdateCoordinator[Provider]):
                 self.hass, self.async_request_refresh(), "local_voice probe"
             )
         if was_available != provider.available:
+            self.data = provider.health()
             self.async_update_listeners()

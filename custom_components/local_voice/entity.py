@@ -102,8 +102,7 @@ class LocalVoiceEntity[ChainT: Chain](Entity):
         """Follow the health of every provider in the chain."""
         await super().async_added_to_hass()
         for member in self.chain.members:
-            if isinstance(member, ProviderCoordinator):
-                self.async_on_remove(member.async_add_listener(self._on_health))
+            self.async_on_remove(member.async_add_listener(self._on_health))
 
     @callback
     def _on_health(self) -> None:

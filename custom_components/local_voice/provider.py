@@ -208,6 +208,15 @@ def offer_from_info(info: Info) -> Offer:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ProviderHealth:
+    """A provider's health at one moment: what its entities show."""
+
+    available: bool
+    probe_latency_ms: float | None
+    last_request_latency_ms: float | None
+
+
 @dataclass(slots=True)
 class Provider:
     """One Wyoming server: where it is, what it offers, and its health.
@@ -291,6 +300,14 @@ class Provider:
     def missing_voices(self) -> AbstractSet[str]:
         """Return the advertised voices the server turned down."""
         return self._missing_voices
+
+    def health(self) -> ProviderHealth:
+        """Return the health figures as they are now."""
+        return ProviderHealth(
+            available=self.available,
+            probe_latency_ms=self.probe_latency_ms,
+            last_request_latency_ms=self.last_request_latency_ms,
+        )
 
     def is_same_server(self, other: Provider) -> bool:
         """Tell whether two providers are one server.

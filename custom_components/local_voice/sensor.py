@@ -27,7 +27,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .command_log import EVENT_COMMAND
 from .coordinator import LocalVoiceConfigEntry
 from .entity import ProviderEntity, assistant_device, async_add_provider_entities
-from .provider import Provider
+from .provider import ProviderHealth
 
 PARALLEL_UPDATES = 0
 
@@ -36,7 +36,7 @@ PARALLEL_UPDATES = 0
 class LatencyDescription(SensorEntityDescription):
     """A latency figure of a provider, in milliseconds."""
 
-    value_fn: Callable[[Provider], float | None]
+    value_fn: Callable[[ProviderHealth], float | None]
 
 
 SENSORS = (
@@ -44,13 +44,13 @@ SENSORS = (
         key="probe_latency",
         translation_key="probe_latency",
         entity_registry_enabled_default=False,
-        value_fn=lambda provider: provider.probe_latency_ms,
+        value_fn=lambda health: health.probe_latency_ms,
     ),
     LatencyDescription(
         key="request_latency",
         translation_key="request_latency",
         entity_registry_enabled_default=False,
-        value_fn=lambda provider: provider.last_request_latency_ms,
+        value_fn=lambda health: health.last_request_latency_ms,
     ),
 )
 
@@ -107,12 +107,12 @@ class ProviderLatency(ProviderEntity, SensorEntity):
     @property
     def available(self) -> bool:
         """Follow the provider's health."""
-        return self.coordinator.provider.available
+        return self.coordinator.data.available
 
     @property
     def native_value(self) -> float | None:
         """Return the latest figure."""
-        return self.entity_description.value_fn(self.coordinator.provider)
+        return self.entity_description.value_fn(self.coordinator.data)
 
 
 class CommandFigure(RestoreSensor):
