@@ -5,16 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from homeassistant.components.binary_sensor import (
+    BinarySensorDeviceClass,
     BinarySensorEntity,
     BinarySensorEntityDescription,
 )
-from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .coordinator import LocalVoiceConfigEntry
-from .entity import ProviderEntity, assistant_device, async_add_provider_entities
+from .entity import (
+    ProviderEntity,
+    assistant_device,
+    async_add_provider_entities,
+    unique_id,
+)
+from .models import LocalVoiceConfigEntry
 
 PARALLEL_UPDATES = 0
 
@@ -71,7 +76,7 @@ class AssistantStaysLocal(BinarySensorEntity):
         """Attach to the assistant's device."""
         self._audit = entry.runtime_data.audit
         self._subentry_id = subentry_id
-        self._attr_unique_id = f"{subentry_id}-stays_local"
+        self._attr_unique_id = unique_id(subentry_id, "stays_local")
         self._attr_device_info = assistant_device(entry.subentries[subentry_id])
 
     async def async_added_to_hass(self) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 from homeassistant.components.diagnostics import REDACTED, async_redact_data
 from homeassistant.core import HomeAssistant
 
-from .coordinator import LocalVoiceConfigEntry
+from .models import LocalVoiceConfigEntry
 from .pipeline import pipeline_manager
 from .privacy import Report
 from .provider import Provider

@@ -14,7 +14,16 @@ from homeassistant.helpers.update_coordinator import CoordinatorEntity
 from .assistant import Assistant
 from .chain import Chain
 from .const import DOMAIN
-from .coordinator import LocalVoiceConfigEntry, ProviderCoordinator
+from .coordinator import ProviderCoordinator
+from .models import LocalVoiceConfigEntry
+
+
+def unique_id(subentry_id: str, key: str) -> str:
+    """Return the unique id of a subentry's entity: its key is the entity's kind.
+
+    The speech entities' keys are their services (stt, tts, wake_word).
+    """
+    return f"{subentry_id}-{key}"
 
 
 def provider_device(coordinator: ProviderCoordinator) -> DeviceInfo:
@@ -48,8 +57,10 @@ def async_add_speech_entities[ChainT: Chain](
     *,
     provider_chain: Callable[[list[ProviderCoordinator]], ChainT],
     assistant_chain: Callable[[Assistant], ChainT],
-    entity: Callable[[ChainT, str, DeviceInfo], Entity],
-    assistant_entity: Callable[[Assistant, ChainT, str, DeviceInfo], Entity]
+    entity: Callable[[ChainT, str, DeviceInfo], LocalVoiceEntity[ChainT]],
+    assistant_entity: Callable[
+        [Assistant, ChainT, str, DeviceInfo], LocalVoiceEntity[ChainT]
+    ]
     | None = None,
 ) -> None:
     """Add one entity of a service per provider offering it and per assistant.
@@ -59,30 +70,31 @@ def async_add_speech_entities[ChainT: Chain](
     `assistant_entity` when given, else like a provider's.
     """
     data = entry.runtime_data
+
+    def add(subentry_id: str, made: LocalVoiceEntity[ChainT]) -> None:
+        data.speech_entities.append(made)
+        async_add_entities([made], config_subentry_id=subentry_id)
+
     for subentry_id, coordinator in data.providers.items():
         if service in coordinator.provider.offer.services:
-            async_add_entities(
-                [
-                    entity(
-                        provider_chain([coordinator]),
-                        f"{subentry_id}-{service}",
-                        provider_device(coordinator),
-                    )
-                ],
-                config_subentry_id=subentry_id,
+            add(
+                subentry_id,
+                entity(
+                    provider_chain([coordinator]),
+                    unique_id(subentry_id, service),
+                    provider_device(coordinator),
+                ),
             )
     for subentry_id, assistant in data.assistants.items():
         chain = assistant_chain(assistant)
         if chain.members:
-            unique_id = f"{subentry_id}-{service}"
+            key = unique_id(subentry_id, service)
             device = assistant_device(entry.subentries[subentry_id])
-            async_add_entities(
-                [
-                    assistant_entity(assistant, chain, unique_id, device)
-                    if assistant_entity
-                    else entity(chain, unique_id, device)
-                ],
-                config_subentry_id=subentry_id,
+            add(
+                subentry_id,
+                assistant_entity(assistant, chain, key, device)
+                if assistant_entity
+                else entity(chain, key, device),
             )
 
 
@@ -126,7 +138,9 @@ class ProviderEntity(CoordinatorEntity[ProviderCoordinator]):
         """Attach to the provider's device."""
         super().__init__(coordinator)
         self.entity_description = description
-        self._attr_unique_id = f"{coordinator.provider.subentry_id}-{description.key}"
+        self._attr_unique_id = unique_id(
+            coordinator.provider.subentry_id, description.key
+        )
         self._attr_device_info = provider_device(coordinator)
 
 

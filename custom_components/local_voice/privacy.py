@@ -17,13 +17,13 @@ import ipaddress
 import logging
 
 from homeassistant.components import conversation
-from homeassistant.components.assist_pipeline.pipeline import Pipeline
-from homeassistant.config_entries import ConfigEntry
+from homeassistant.components.assist_pipeline import Pipeline
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.loader import IntegrationNotLoaded, async_get_loaded_integration
 
 from .const import DOMAIN, SUBENTRY_ASSISTANT
+from .models import LocalVoiceConfigEntry
 from .pipeline import pipeline_manager
 from .provider import Provider
 
@@ -144,16 +144,10 @@ def audit_pipeline(
 class PrivacyAudit:
     """Keep each assistant's audit current and its repair in step."""
 
-    def __init__(
-        self,
-        hass: HomeAssistant,
-        entry: ConfigEntry,
-        providers_of: Callable[[str], list[Provider]],
-    ) -> None:
-        """Audit the entry's assistants; `providers_of` maps our entities to servers."""
+    def __init__(self, hass: HomeAssistant, entry: LocalVoiceConfigEntry) -> None:
+        """Audit the entry's assistants (once the entry has its runtime data)."""
         self.hass = hass
         self.entry = entry
-        self._providers_of = providers_of
         self.reports: dict[str, Report] = {}
         self.preferred: Report | None = None
         self._listeners: list[Callable[[], None]] = []
@@ -194,13 +188,14 @@ class PrivacyAudit:
         """Audit every assistant's pipeline and the preferred one."""
         manager = pipeline_manager(self.hass)
         store = manager.pipelines
+        providers_of = self.entry.runtime_data.providers_of
         for subentry_id, subentry in self.entry.subentries.items():
             if subentry.subentry_type != SUBENTRY_ASSISTANT:
                 continue
             pipeline_id = manager.pipeline_id(subentry_id)
             pipeline = store.data.get(pipeline_id) if pipeline_id else None
             report = (
-                audit_pipeline(self.hass, pipeline, self._providers_of)
+                audit_pipeline(self.hass, pipeline, providers_of)
                 if pipeline is not None
                 else Report(None)
             )
@@ -208,7 +203,7 @@ class PrivacyAudit:
             self._follow_issue(subentry_id, report)
         preferred = store.data.get(store.async_get_preferred_item())
         self.preferred = (
-            audit_pipeline(self.hass, preferred, self._providers_of)
+            audit_pipeline(self.hass, preferred, providers_of)
             if preferred is not None
             else None
         )

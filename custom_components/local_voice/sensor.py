@@ -25,8 +25,13 @@ from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .command_log import EVENT_COMMAND
-from .coordinator import LocalVoiceConfigEntry
-from .entity import ProviderEntity, assistant_device, async_add_provider_entities
+from .entity import (
+    ProviderEntity,
+    assistant_device,
+    async_add_provider_entities,
+    unique_id,
+)
+from .models import LocalVoiceConfigEntry
 from .provider import Provider
 
 PARALLEL_UPDATES = 0
@@ -126,7 +131,7 @@ class CommandFigure(RestoreSensor):
         """Attach to the assistant's device."""
         self._assistant_id = subentry.subentry_id
         self._attr_translation_key = key
-        self._attr_unique_id = f"{subentry.subentry_id}-{key}"
+        self._attr_unique_id = unique_id(subentry.subentry_id, key)
         self._attr_device_info = assistant_device(subentry)
 
     async def async_added_to_hass(self) -> None:

@@ -21,9 +21,9 @@ import time
 from typing import Any, Final
 
 from homeassistant.components import media_source, tts
-from homeassistant.components.assist_pipeline.pipeline import async_get_pipeline
+from homeassistant.components.assist_pipeline import async_get_pipeline
 from homeassistant.components.ffmpeg import get_ffmpeg_manager
-from homeassistant.components.media_source.const import (
+from homeassistant.components.media_source import (
     DOMAIN as MEDIA_SOURCE_DOMAIN,
     URI_SCHEME,
 )
@@ -43,8 +43,7 @@ from wyoming.audio import AudioFormat
 
 from .assistant import Assistant
 from .const import DOMAIN
-from .pipeline import DATA_PIPELINES
-from .retention import DATA_RETENTION
+from .pipeline import pipeline_manager
 from .sync import effective_voice
 from .tts import wav_file
 
@@ -121,7 +120,7 @@ def find_assistant(hass: HomeAssistant, name: str | None) -> Assistant:
             name=name,
             names=", ".join(sorted(a.settings.name for a in assistants.values())),
         )
-    manager = hass.data[DATA_PIPELINES]
+    manager = pipeline_manager(hass)
     preferred = async_get_pipeline(hass).id
     for subentry_id, assistant in assistants.items():
         if manager.pipeline_id(subentry_id) == preferred:
@@ -347,8 +346,8 @@ def async_setup_services(hass: HomeAssistant) -> None:
 
     async def purge(call: ServiceCall) -> ServiceResponse:
         """Remove cached replies, debug runs and debug recordings; say how many."""
-        retention = hass.data.get(DATA_RETENTION)
-        if retention is None:
+        entries = hass.config_entries.async_loaded_entries(DOMAIN)
+        if not entries:
             raise ServiceValidationError(
                 translation_domain=DOMAIN, translation_key="not_loaded"
             )
@@ -357,7 +356,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
             for entry in er.async_get(hass).entities.values()
             if entry.platform == DOMAIN and entry.domain == "tts"
         }
-        return dict(await retention.async_purge(engines))
+        return dict(await entries[0].runtime_data.retention.async_purge(engines))
 
     async def transcribe(call: ServiceCall) -> ServiceResponse:
         return await async_transcribe(hass, call)

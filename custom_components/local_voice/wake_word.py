@@ -9,8 +9,8 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .chain import WakeChain
-from .coordinator import LocalVoiceConfigEntry
 from .entity import LocalVoiceEntity, async_add_speech_entities
+from .models import LocalVoiceConfigEntry
 
 PARALLEL_UPDATES = 0
 
