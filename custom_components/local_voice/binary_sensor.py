@@ -10,15 +10,8 @@ from homeassistant.components.binary_sensor import (
     BinarySensorEntityDescription,
 )
 from homeassistant.const import EntityCategory
-from homeassistant.core import HomeAssistant
-from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .entity import (
-    ProviderEntity,
-    assistant_device,
-    async_add_provider_entities,
-    unique_id,
-)
+from .entity import ProviderEntity, assistant_device, status_platform, unique_id
 from .models import LocalVoiceConfigEntry
 
 PARALLEL_UPDATES = 0
@@ -28,23 +21,6 @@ CONNECTIVITY = BinarySensorEntityDescription(
     device_class=BinarySensorDeviceClass.CONNECTIVITY,
     entity_category=EntityCategory.DIAGNOSTIC,
 )
-
-
-async def async_setup_entry(
-    hass: HomeAssistant,
-    entry: LocalVoiceConfigEntry,
-    async_add_entities: AddConfigEntryEntitiesCallback,
-) -> None:
-    """Add a connectivity sensor per provider, a "stays local" one per assistant."""
-    async_add_provider_entities(
-        entry,
-        async_add_entities,
-        lambda coordinator: [ProviderConnectivity(coordinator, CONNECTIVITY)],
-    )
-    for subentry_id in entry.runtime_data.assistants:
-        async_add_entities(
-            [AssistantStaysLocal(entry, subentry_id)], config_subentry_id=subentry_id
-        )
 
 
 class ProviderConnectivity(ProviderEntity, BinarySensorEntity):
@@ -98,3 +74,9 @@ class AssistantStaysLocal(BinarySensorEntity):
             return {}
         data = report.as_dict()
         return {"cloud_stages": data["cloud_stages"], "notes": data["notes"]}
+
+
+async_setup_entry = status_platform(
+    lambda coordinator: [ProviderConnectivity(coordinator, CONNECTIVITY)],
+    lambda entry, subentry: [AssistantStaysLocal(entry, subentry.subentry_id)],
+)

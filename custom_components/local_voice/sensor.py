@@ -21,17 +21,10 @@ from homeassistant.components.sensor import (
 )
 from homeassistant.config_entries import ConfigSubentry
 from homeassistant.const import EntityCategory, UnitOfTime
-from homeassistant.core import Event, HomeAssistant, callback
-from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.core import Event, callback
 
 from .command_log import EVENT_COMMAND
-from .entity import (
-    ProviderEntity,
-    assistant_device,
-    async_add_provider_entities,
-    unique_id,
-)
-from .models import LocalVoiceConfigEntry
+from .entity import ProviderEntity, assistant_device, status_platform, unique_id
 from .provider import Provider
 
 PARALLEL_UPDATES = 0
@@ -68,31 +61,6 @@ COMMAND_LATENCIES = (
 )
 COMMANDS = "commands"
 FAILED_COMMANDS = "failed_commands"
-
-
-async def async_setup_entry(
-    hass: HomeAssistant,
-    entry: LocalVoiceConfigEntry,
-    async_add_entities: AddConfigEntryEntitiesCallback,
-) -> None:
-    """Add the latency sensors of every provider and the figures of each assistant."""
-    async_add_provider_entities(
-        entry,
-        async_add_entities,
-        lambda coordinator: [
-            ProviderLatency(coordinator, description) for description in SENSORS
-        ],
-    )
-    for subentry_id in entry.runtime_data.assistants:
-        subentry = entry.subentries[subentry_id]
-        async_add_entities(
-            [
-                *(CommandLatency(subentry, key) for key in COMMAND_LATENCIES),
-                CommandCount(subentry, COMMANDS),
-                CommandCount(subentry, FAILED_COMMANDS),
-            ],
-            config_subentry_id=subentry_id,
-        )
 
 
 class ProviderLatency(ProviderEntity, SensorEntity):
@@ -187,3 +155,15 @@ class CommandCount(CommandFigure):
         current = self._attr_native_value
         self._attr_native_value = (current if isinstance(current, int) else 0) + 1
         return True
+
+
+async_setup_entry = status_platform(
+    lambda coordinator: [
+        ProviderLatency(coordinator, description) for description in SENSORS
+    ],
+    lambda entry, subentry: [
+        *(CommandLatency(subentry, key) for key in COMMAND_LATENCIES),
+        CommandCount(subentry, COMMANDS),
+        CommandCount(subentry, FAILED_COMMANDS),
+    ],
+)

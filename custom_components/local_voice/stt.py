@@ -6,53 +6,20 @@ from collections.abc import AsyncIterable
 import logging
 
 from homeassistant.components import conversation, stt
-from homeassistant.core import HomeAssistant
 from homeassistant.helpers.device_registry import DeviceInfo
-from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from wyoming.audio import AudioFormat
 
 from .assistant import Assistant
 from .chain import SttChain, Vocabulary
 from .command_log import SPEECH_END, CommandLog
 from .early_end import ENDED_EARLY, EarlyEnd
-from .entity import LocalVoiceEntity, async_add_speech_entities
-from .models import LocalVoiceConfigEntry
+from .entity import LocalVoiceEntity, speech_platform
+from .models import LocalVoiceData
 from .names import NameRepair
 
 PARALLEL_UPDATES = 0
 
 _LOGGER = logging.getLogger(__name__)
-
-
-async def async_setup_entry(
-    hass: HomeAssistant,
-    entry: LocalVoiceConfigEntry,
-    async_add_entities: AddConfigEntryEntitiesCallback,
-) -> None:
-    """Add the STT entities of providers with a model and of assistants."""
-    data = entry.runtime_data
-
-    def assistant_entity(
-        assistant: Assistant, chain: SttChain, unique_id: str, device: DeviceInfo
-    ) -> AssistantSttEntity:
-        return AssistantSttEntity(
-            assistant,
-            chain,
-            unique_id,
-            device,
-            names=data.names,
-            command_log=data.command_log,
-        )
-
-    async_add_speech_entities(
-        entry,
-        async_add_entities,
-        "stt",
-        provider_chain=SttChain,
-        assistant_chain=lambda assistant: assistant.stt,
-        entity=LocalVoiceSttEntity,
-        assistant_entity=assistant_entity,
-    )
 
 
 class LocalVoiceSttEntity(LocalVoiceEntity[SttChain], stt.SpeechToTextEntity):
@@ -143,6 +110,25 @@ class AssistantSttEntity(LocalVoiceSttEntity):
         self._names = names
         self._command_log = command_log
 
+    @classmethod
+    def for_assistant(
+        cls,
+        data: LocalVoiceData,
+        assistant: Assistant,
+        chain: SttChain,
+        unique_id: str,
+        device: DeviceInfo,
+    ) -> AssistantSttEntity:
+        """Make the assistant's entity with the entry's name repair and command log."""
+        return cls(
+            assistant,
+            chain,
+            unique_id,
+            device,
+            names=data.names,
+            command_log=data.command_log,
+        )
+
     async def _async_vocabulary(self, language: str) -> Vocabulary:
         try:
             return await self._names.async_vocabulary(language)
@@ -219,3 +205,12 @@ class AssistantSttEntity(LocalVoiceSttEntity):
         _LOGGER.debug("Repaired %r as %r", repair.heard, repair.text)
         self.assistant.note_repair(repair)
         return repair.text
+
+
+async_setup_entry = speech_platform(
+    "stt",
+    SttChain,
+    lambda assistant: assistant.stt,
+    LocalVoiceSttEntity,
+    AssistantSttEntity.for_assistant,
+)

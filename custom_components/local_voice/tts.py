@@ -8,49 +8,22 @@ from typing import Any
 import wave
 
 from homeassistant.components import tts
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.device_registry import DeviceInfo
-from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from wyoming.audio import AudioChunk
 
 from .assistant import Assistant
 from .chain import TtsChain
 from .command_log import FIRST_AUDIO, SYNTHESIS, CommandLog
 from .const import DOMAIN
-from .entity import LocalVoiceEntity, async_add_speech_entities
+from .entity import LocalVoiceEntity, speech_platform
 from .language import base_language
-from .models import LocalVoiceConfigEntry
+from .models import LocalVoiceData
 from .retention import Retention
 
 ATTR_SPEAKER = "speaker"
 PARALLEL_UPDATES = 0
-
-
-async def async_setup_entry(
-    hass: HomeAssistant,
-    entry: LocalVoiceConfigEntry,
-    async_add_entities: AddConfigEntryEntitiesCallback,
-) -> None:
-    """Add the TTS entities of providers with voices and of assistants."""
-    data = entry.runtime_data
-
-    def assistant_entity(
-        assistant: Assistant, chain: TtsChain, unique_id: str, device: DeviceInfo
-    ) -> AssistantTtsEntity:
-        return AssistantTtsEntity(
-            chain, unique_id, device, data.command_log, data.retention
-        )
-
-    async_add_speech_entities(
-        entry,
-        async_add_entities,
-        "tts",
-        provider_chain=TtsChain,
-        assistant_chain=lambda assistant: assistant.tts,
-        entity=LocalVoiceTtsEntity,
-        assistant_entity=assistant_entity,
-    )
 
 
 def wav_header(chunk: AudioChunk) -> bytes:
@@ -180,6 +153,18 @@ class AssistantTtsEntity(LocalVoiceTtsEntity):
         self._command_log = command_log
         self._retention = retention
 
+    @classmethod
+    def for_assistant(
+        cls,
+        data: LocalVoiceData,
+        assistant: Assistant,
+        chain: TtsChain,
+        unique_id: str,
+        device: DeviceInfo,
+    ) -> AssistantTtsEntity:
+        """Make the assistant's voice with the entry's command log and retention."""
+        return cls(chain, unique_id, device, data.command_log, data.retention)
+
     @callback
     def _note(self, kind: str) -> None:
         self._command_log.note(kind)
@@ -187,3 +172,12 @@ class AssistantTtsEntity(LocalVoiceTtsEntity):
     @callback
     def _spoken(self) -> None:
         self._retention.async_spoken(self.entity_id)
+
+
+async_setup_entry = speech_platform(
+    "tts",
+    TtsChain,
+    lambda assistant: assistant.tts,
+    LocalVoiceTtsEntity,
+    AssistantTtsEntity.for_assistant,
+)
