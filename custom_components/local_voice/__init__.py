@@ -186,7 +186,11 @@ async def _async_reload_on_change(
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: LocalVoiceConfigEntry) -> bool:
-    """Unload the entities; the pipelines stay, as the user's assistants."""
+    """Unload the entities and remove the assistants' reply files.
+
+    The pipelines stay, as the user's assistants.
+    """
+    await entry.runtime_data.retention.async_forget_replies()
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
 
 

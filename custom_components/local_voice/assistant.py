@@ -172,6 +172,8 @@ class Assistant:
     recent_endings: deque[Ending] = field(
         default_factory=lambda: deque(maxlen=RECENT_ENDINGS)
     )
+    # One transcription action at a time (services.py).
+    transcribing: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def note_ending(self, ending: Ending) -> None:
         """Count how a command ended and keep it among the recent ones."""

@@ -257,6 +257,12 @@ async def async_forget_replies(hass: HomeAssistant, engines: Collection[str]) ->
     return await hass.async_add_executor_job(remove) if files else 0
 
 
+def tts_cache_dir(hass: HomeAssistant) -> str | None:
+    """Return the folder of the TTS manager's file cache."""
+    manager = hass.data.get(DATA_TTS_MANAGER)
+    return str(manager.cache_dir) if manager is not None else None
+
+
 def debug_recording_dir(hass: HomeAssistant) -> str | None:
     """Return assist_pipeline's debug recording folder, when one is set."""
     config = hass.data.get(DATA_CONFIG) or {}
