@@ -63,7 +63,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: LocalVoiceConfigEntry) -
     data.retention.async_start()
     entry.async_on_unload(_stop_services(data))
     entry.async_on_unload(manager.async_listen())
-    entry.async_on_unload(data.audit.async_start())
+    entry.async_on_unload(await data.audit.async_start())
 
     @callback
     def offer_changed(provider_id: str) -> None:

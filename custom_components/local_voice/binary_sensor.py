@@ -73,7 +73,11 @@ class AssistantStaysLocal(BinarySensorEntity):
         if report is None:
             return {}
         data = report.as_dict()
-        return {"cloud_stages": data["cloud_stages"], "notes": data["notes"]}
+        return {
+            "cloud_stages": data["cloud_stages"],
+            "unknown_stages": data["unknown_stages"],
+            "notes": data["notes"],
+        }
 
 
 async_setup_entry = status_platform(

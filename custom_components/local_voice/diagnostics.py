@@ -74,8 +74,9 @@ def _privacy(report: Report | None) -> dict[str, Any] | None:
     return {
         "local": report.local,
         "cloud_stages": sorted({f.stage for f in report.findings if f.cloud}),
+        "unknown_stages": sorted({f.stage for f in report.findings if f.unknown}),
         "unencrypted_network_stages": sorted(
-            {f.stage for f in report.findings if not f.cloud}
+            {f.stage for f in report.findings if not f.cloud and not f.unknown}
         ),
     }
 
