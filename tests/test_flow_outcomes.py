@@ -474,6 +474,12 @@ async def test_reconfigure_to_another_program_renames(
         result["flow_id"], {"host": "not a host", "port": other.port}
     )
     assert result["errors"] == {"host": "invalid_host"}
+    # Numbers only: "134744072" and "0x8080808" reach 8.8.8.8.
+    for numeric in ("134744072", "0x8080808", "10.1", "127.1"):
+        result = await flows.async_configure(
+            result["flow_id"], {"host": numeric, "port": other.port}
+        )
+        assert result["errors"] == {"host": "invalid_host"}, numeric
     result = await flows.async_configure(
         result["flow_id"], {"host": HOST, "port": other.port}
     )

@@ -173,3 +173,18 @@ def test_assistant_settings_are_saved_whole() -> None:
     assert defaults.repair_names is True
     assert defaults.early_end is True
     assert defaults.keep_debug_runs is False
+
+
+def test_assistant_settings_defaults_come_from_one_place() -> None:
+    """Data saved before a setting existed reads as that setting's default."""
+    fresh = AssistantSettings(name="Old", language="en")
+    saved = fresh.as_data()
+    for key in saved:
+        if key in ("name", "language"):
+            with pytest.raises(KeyError):
+                AssistantSettings.default(key)
+            continue
+        older = {k: v for k, v in saved.items() if k != key}
+        read = AssistantSettings.from_data(older)
+        assert getattr(read, key) == AssistantSettings.default(key)
+        assert getattr(fresh, key) == AssistantSettings.default(key)

@@ -34,7 +34,6 @@ from custom_components.local_voice.names import (
     candidates,
     conversation_input,
     known_names,
-    name_repair,
     similarity,
     template_words,
     words,
@@ -244,7 +243,7 @@ async def test_vocabulary_has_exposed_names_and_intent_words(
     home: HomeAssistant,
 ) -> None:
     """The names sent to steer a server are the exposed ones; terms are the agent's."""
-    vocabulary = await name_repair(home).async_vocabulary("en")
+    vocabulary = await NameRepair(home).async_vocabulary("en")
     assert {"Kitchen Light", "Living Room", "Heater"} <= set(vocabulary.names)
     assert "Garage Door" not in vocabulary.names
     assert {"turn", "on", "off", "temperature", "lock"} <= set(vocabulary.terms)

@@ -7,6 +7,7 @@ folder under custom_components/, with a manifest that HACS accepts.
 from __future__ import annotations
 
 import json
+import tomllib
 
 from awesomeversion import AwesomeVersion
 from homeassistant.const import __version__ as ha_version
@@ -56,3 +57,13 @@ def test_one_integration_with_a_full_manifest() -> None:
     assert AwesomeVersion(manifest["version"]).valid
     hacs = json.loads((PROJECT / "hacs.json").read_text())
     assert hacs["name"] == manifest["name"]
+
+
+def test_licence_matches_pyproject() -> None:
+    """HACS refuses a repository without a licence; it must be the one declared."""
+    pyproject = tomllib.loads((PROJECT / "pyproject.toml").read_text())
+    assert pyproject["project"]["license"] == "Apache-2.0"
+    text = (PROJECT / "LICENSE").read_text()
+    assert "Apache License" in text.splitlines()[0]
+    assert "Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 import logging
 from pathlib import Path
+import socket
 from typing import Any
 
 from homeassistant.components import tts
@@ -26,17 +28,25 @@ from homeassistant.config_entries import SOURCE_ZEROCONF
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import ServiceValidationError
-from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import async_fire_time_changed
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+)
 
 from custom_components.local_voice.const import DOMAIN, SUBENTRY_ASSISTANT
 from custom_components.local_voice.privacy import (
+    HOME,
+    LOOPBACK,
+    OUTSIDE,
+    UNKNOWN,
+    async_resolve,
     audit_pipeline,
-    host_is_loopback,
-    host_stays_home,
+    where_address,
+    where_addresses,
 )
 from custom_components.local_voice.provider import Provider
 from scripts.demo_home import async_setup_demo_home
@@ -48,24 +58,56 @@ from tests.stub_server import stt_info
 
 
 @pytest.mark.parametrize(
-    ("host", "home", "loopback"),
+    ("host", "place"),
     [
-        ("127.0.0.1", True, True),
-        ("::1", True, True),
-        ("localhost", True, True),
-        ("192.168.1.20", True, False),
-        ("10.0.0.5", True, False),
-        ("fe80::1", True, False),
-        ("whisper.local", True, False),
-        ("nas", True, False),
-        ("8.8.8.8", False, False),
-        ("speech.example.com", False, False),
+        ("127.0.0.1", LOOPBACK),
+        ("::1", LOOPBACK),
+        ("localhost", LOOPBACK),
+        ("192.168.1.20", HOME),
+        ("10.0.0.5", HOME),
+        ("172.31.0.9", HOME),
+        ("fe80::1", HOME),
+        ("fe80::1%eth0", HOME),
+        ("fd12:3456::1", HOME),
+        ("::ffff:192.168.1.2", HOME),
+        ("8.8.8.8", OUTSIDE),
+        ("::ffff:8.8.8.8", OUTSIDE),
+        # Numbers only: IPv4 shorthand for 8.8.8.8, not a home name.
+        ("134744072", OUTSIDE),
+        ("0x8080808", OUTSIDE),
+        ("8.8.2056", OUTSIDE),
+        # Tunnels and translations that carry traffic out of the home.
+        ("2001:0::1", OUTSIDE),
+        ("2002:c0a8:0101::1", OUTSIDE),
+        ("64:ff9b::c0a8:101", OUTSIDE),
+        ("100.64.0.1", OUTSIDE),
+        ("2a00:1450::1", OUTSIDE),
+        # Names that do not resolve here: where they point cannot be told.
+        ("whisper.local", UNKNOWN),
+        ("nas", UNKNOWN),
+        ("speech.example.invalid", UNKNOWN),
     ],
 )
-def test_where_a_server_is(host: str, home: bool, loopback: bool) -> None:
-    """Loopback, private, link-local and .local names stay in the home."""
-    assert host_stays_home(host) is home
-    assert host_is_loopback(host) is loopback
+async def test_where_a_server_is(
+    hass: HomeAssistant, host: str, place: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every address a host stands for is judged; the farthest counts."""
+    if place == UNKNOWN:
+        # The test harness blocks DNS; offline, the resolver says this.
+        async def unknown(*_args: object, **_kwargs: object) -> None:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+        monkeypatch.setattr(hass.loop, "getaddrinfo", unknown)
+    assert where_addresses(await async_resolve(hass, host)) == place
+
+
+def test_the_farthest_address_counts() -> None:
+    """A name with a home and an outside address is outside; none is unknown."""
+    assert where_addresses(["192.168.1.2", "8.8.8.8"]) == OUTSIDE
+    assert where_addresses(["127.0.0.1", "192.168.1.2"]) == HOME
+    assert where_addresses([]) == UNKNOWN
+    assert where_addresses(None) == UNKNOWN
+    assert where_address("169.254.1.1") == HOME
 
 
 def _assistant_id(home: StubHome) -> str:
@@ -152,15 +194,91 @@ async def test_servers_on_the_network(
     """A LAN server is local but noted as unencrypted; a public one is not local."""
     hass = voice_hass
     pipeline = _ours(hass)
+    places = {"192.168.1.20": HOME, "8.8.8.8": OUTSIDE, "134744072": OUTSIDE}
+
+    def where(host: str) -> str:
+        return places.get(host, UNKNOWN)
+
     lan = Provider.from_info("192.168.1.20", 10300, stt_info())
     public = Provider.from_info("8.8.8.8", 10300, stt_info())
-    report = audit_pipeline(hass, pipeline, lambda _engine: [lan])
+    numeric = Provider.from_info("134744072", 10300, stt_info())
+    nowhere = Provider.from_info("nas", 10300, stt_info())
+    report = audit_pipeline(hass, pipeline, lambda _engine: [lan], where)
     assert report.local
     assert {f.stage for f in report.findings} == {"stt", "tts", "wake_word"}
     assert not report.findings[0].cloud
-    report = audit_pipeline(hass, pipeline, lambda _engine: [public])
+    for provider in (public, numeric):
+        report = audit_pipeline(
+            hass, pipeline, lambda _engine, found=provider: [found], where
+        )
+        assert not report.local
+        assert report.as_dict()["cloud_stages"]
+    report = audit_pipeline(hass, pipeline, lambda _engine: [nowhere], where)
     assert not report.local
-    assert report.as_dict()["cloud_stages"]
+    assert not report.as_dict()["cloud_stages"]
+    assert {s["stage"] for s in report.as_dict()["unknown_stages"]} == {
+        "stt",
+        "tts",
+        "wake_word",
+    }
+
+
+async def test_a_server_at_a_numeric_name_is_not_local(
+    voice_hass: HomeAssistant, stub_home: StubHome
+) -> None:
+    """An assistant whose server is saved as "134744072" (8.8.8.8): off, with a repair."""
+    hass = voice_hass
+    entry = stub_home.entry
+    subentry = next(
+        s for s in entry.subentries.values() if s.data.get("port") == stub_home.stt.port
+    )
+    # The flows refuse such a name; data from before they did may still hold one.
+    hass.config_entries.async_update_subentry(
+        entry, subentry, data={**subentry.data, "host": "134744072"}
+    )
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assistant_id = _assistant_id(stub_home)
+    report = entry.runtime_data.audit.reports[assistant_id]
+    assert not report.local
+    assert [f.stage for f in report.findings if f.cloud] == ["stt"]
+    sensor = entity_id(hass, "binary_sensor", f"{assistant_id}-stays_local")
+    assert hass.states.get(sensor).state == "off"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, f"cloud_stage_{assistant_id}")
+
+
+async def test_core_wyoming_at_a_public_address(
+    voice_hass: HomeAssistant, stub_home: StubHome
+) -> None:
+    """Another integration's stage is judged by the host it says it reaches."""
+    hass = voice_hass
+    pipeline = _ours(hass)
+    entries = er.async_get(hass)
+    for host, local in (("203.0.113.7", False), ("192.168.1.30", True)):
+        wyoming = MockConfigEntry(
+            domain="wyoming", data={"host": host, "port": 10300}, title=host
+        )
+        wyoming.add_to_hass(hass)
+        stt_entity = entries.async_get_or_create(
+            "stt", "wyoming", f"{host}-stt", config_entry=wyoming
+        )
+        report = audit_pipeline(
+            hass,
+            replace(pipeline, stt_engine=stt_entity.entity_id),
+            lambda _engine: [],
+            {"203.0.113.7": OUTSIDE, "192.168.1.30": HOME}.__getitem__,
+        )
+        assert report.local is local, host
+        (finding,) = [f for f in report.findings if f.stage == "stt"]
+        assert finding.cloud is not local
+    # Not loaded and not saying where it is: unknown, so not local.
+    report = audit_pipeline(
+        hass,
+        replace(pipeline, stt_engine="stt.somewhere_else"),
+        lambda _engine: [],
+        lambda _host: UNKNOWN,
+    )
+    assert not report.local
+    assert [s["stage"] for s in report.as_dict()["unknown_stages"]] == ["stt"]
 
 
 async def _speak_through_cache(
@@ -325,7 +443,7 @@ async def test_offline_proof(
     assert run.errors == []
     assert hass.states.get("light.kitchen_light").state == "on"
     assert opened
-    assert {host for host in opened if not host_is_loopback(host)} == set()
+    assert {host for host in opened if where_address(host) != LOOPBACK} == set()
 
     # And with the defaults nothing of that command is kept: not in the debug
     # history, not in any file of the configuration folder a minute later.

@@ -242,17 +242,3 @@ async def test_a_stuck_decoder_is_stopped(
         "audio_unreadable"
     )
     assert child_processes() == children
-
-
-async def test_a_file_in_the_configuration_folder_is_read(
-    hass: HomeAssistant, media: Path, stub_home: StubHome
-) -> None:
-    """A path relative to the configuration folder; a link out of it is not."""
-    hass.config.allowlist_external_dirs = set()
-    memo = Path(hass.config.path("memo.wav"))
-    memo.write_bytes(silence(1.0).wav())
-    heard = await call(hass, "transcribe", file="memo.wav")
-    assert heard["text"] == stub_home.stt.behaviour.transcript
-    assert heard["provider"] == f"127.0.0.1:{stub_home.stt.port}"
-    Path(hass.config.path("link.wav")).symlink_to("/etc/hostname")
-    assert await turned_down(hass, "transcribe", file="link.wav") == "path_not_allowed"

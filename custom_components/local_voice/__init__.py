@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 from homeassistant.const import Platform
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryNotReady
-from homeassistant.helpers import (
-    config_validation as cv,
-    entity_registry as er,
-    issue_registry as ir,
-)
+from homeassistant.helpers import config_validation as cv, issue_registry as ir
 from homeassistant.helpers.typing import ConfigType
 
 from .assistant import Assistant
-from .command_log import DATA_COMMAND_LOG, CommandLog
+from .command_log import CommandLog
 from .const import DOMAIN, SUBENTRY_ASSISTANT, SUBENTRY_PROVIDER
-from .coordinator import LocalVoiceConfigEntry, LocalVoiceData, ProviderCoordinator
+from .coordinator import ProviderCoordinator
+from .ha_adapter import RunWatch, debug_recording_dir
+from .models import LocalVoiceConfigEntry, LocalVoiceData
+from .names import NameRepair
 from .pipeline import DATA_PIPELINES, PipelineManager
 from .privacy import PrivacyAudit
 from .provider import Provider, provider_title
-from .retention import DATA_RETENTION, Kept, Retention, debug_recording_dir
+from .retention import Kept, Retention
 from .services import async_setup_services
 from .sync import assistant_entity_id, async_sync_assistant
 
@@ -47,6 +47,41 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 
 async def async_setup_entry(hass: HomeAssistant, entry: LocalVoiceConfigEntry) -> bool:
     """Probe the providers, set up the entities, then the assistants' pipelines."""
+    coordinators = await _async_probe_providers(hass, entry)
+    data = entry.runtime_data = _runtime_data(hass, entry, coordinators)
+    _follow_debug_recording(hass)
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+
+    manager = hass.data[DATA_PIPELINES]
+    await manager.async_remove_missing(set(data.assistants))
+    for assistant in data.assistants.values():
+        await async_sync_assistant(hass, assistant)
+    data.runs.async_start(
+        [kept.pipeline_id for kept in _kept(hass, data.assistants)],
+        data.command_log.async_ended,
+    )
+    data.retention.async_start()
+    entry.async_on_unload(_stop_services(data))
+    entry.async_on_unload(manager.async_listen())
+    entry.async_on_unload(await data.audit.async_start())
+
+    @callback
+    def offer_changed(provider_id: str) -> None:
+        """A server's offer changed: bring the pipelines that use it up to date."""
+        for assistant in data.assistants.values():
+            if provider_id in assistant.provider_ids:
+                entry.async_create_task(hass, async_sync_assistant(hass, assistant))
+
+    for coordinator in coordinators.values():
+        entry.async_on_unload(coordinator.async_add_offer_listener(offer_changed))
+    entry.async_on_unload(entry.add_update_listener(_async_reload_on_change))
+    return True
+
+
+async def _async_probe_providers(
+    hass: HomeAssistant, entry: LocalVoiceConfigEntry
+) -> dict[str, ProviderCoordinator]:
+    """Probe every provider once; not ready while none of them answers."""
     coordinators = {
         subentry.subentry_id: ProviderCoordinator(
             hass, entry, Provider.from_subentry(subentry)
@@ -65,62 +100,71 @@ async def async_setup_entry(hass: HomeAssistant, entry: LocalVoiceConfigEntry) -
                 )
             },
         )
+    return coordinators
+
+
+def _runtime_data(
+    hass: HomeAssistant,
+    entry: LocalVoiceConfigEntry,
+    coordinators: dict[str, ProviderCoordinator],
+) -> LocalVoiceData:
+    """Build the assistants and the services the entry's entities are handed."""
     assistants = {
         subentry.subentry_id: Assistant.from_subentry(subentry, coordinators)
         for subentry in entry.subentries.values()
         if subentry.subentry_type == SUBENTRY_ASSISTANT
     }
+    kept = partial(_kept, hass, assistants)
+    runs = RunWatch(hass)
+    retention = Retention(hass, kept, runs)
+    return LocalVoiceData(
+        providers=coordinators,
+        assistants=assistants,
+        audit=PrivacyAudit(hass, entry),
+        names=NameRepair(hass),
+        runs=runs,
+        command_log=CommandLog(hass, kept, retention.async_reported),
+        retention=retention,
+    )
 
-    def providers_of(entity_id: str) -> list[Provider]:
-        """Return the servers behind one of this entry's speech entities."""
-        registered = er.async_get(hass).async_get(entity_id)
-        subentry_id = registered.config_subentry_id if registered else None
-        if subentry_id in coordinators:
-            return [coordinators[subentry_id].provider]
-        if (
-            registered is None
-            or (assistant := assistants.get(subentry_id or "")) is None
-        ):
-            return []  # an entity of a subentry that is gone
-        chain = {"stt": assistant.stt, "tts": assistant.tts}.get(
-            registered.domain, assistant.wake
-        )
-        return [member.provider for member in chain.members]
 
-    def kept() -> list[Kept]:
-        """Return what each assistant allows to be kept, with its pipeline."""
-        manager = hass.data[DATA_PIPELINES]
-        result = []
-        for subentry_id, assistant in assistants.items():
-            pipeline_id = manager.pipeline_id(subentry_id)
-            if pipeline_id is None:
-                continue
-            settings = assistant.settings
-            result.append(
-                Kept(
-                    assistant_id=subentry_id,
-                    pipeline_id=pipeline_id,
-                    pipeline_name=settings.name,
-                    tts_engine=assistant_entity_id(hass, "tts", subentry_id),
-                    tts_seconds=settings.tts_cache_seconds,
-                    keep_runs=settings.keep_debug_runs,
-                    command_text=settings.command_text,
-                )
+def _kept(hass: HomeAssistant, assistants: dict[str, Assistant]) -> list[Kept]:
+    """Return what each assistant allows to be kept, with its pipeline."""
+    manager = hass.data[DATA_PIPELINES]
+    result = []
+    for subentry_id, assistant in assistants.items():
+        if (pipeline_id := manager.pipeline_id(subentry_id)) is None:
+            continue
+        settings = assistant.settings
+        result.append(
+            Kept(
+                assistant_id=subentry_id,
+                pipeline_id=pipeline_id,
+                pipeline_name=settings.name,
+                tts_engine=assistant_entity_id(hass, "tts", subentry_id),
+                tts_seconds=settings.tts_cache_seconds,
+                keep_runs=settings.keep_debug_runs,
+                command_text=settings.command_text,
             )
-        return result
+        )
+    return result
 
-    command_log = CommandLog(hass, kept)
-    hass.data[DATA_COMMAND_LOG] = command_log
-    retention = Retention(hass, kept, command_log.async_collect)
-    hass.data[DATA_RETENTION] = retention
+
+def _stop_services(data: LocalVoiceData) -> CALLBACK_TYPE:
+    """Return what stops the services at unload, runs heard first."""
 
     @callback
-    def stop_retention() -> None:
-        retention.async_stop()
-        hass.data.pop(DATA_RETENTION, None)
-        hass.data.pop(DATA_COMMAND_LOG, None)
+    def stop() -> None:
+        data.runs.async_stop()
+        data.command_log.async_stop()
+        data.retention.async_stop()
 
-    entry.async_on_unload(stop_retention)
+    return stop
+
+
+@callback
+def _follow_debug_recording(hass: HomeAssistant) -> None:
+    """Warn while Home Assistant records every command as audio."""
     if debug_recording_dir(hass):
         ir.async_create_issue(
             hass,
@@ -133,30 +177,6 @@ async def async_setup_entry(hass: HomeAssistant, entry: LocalVoiceConfigEntry) -
     else:
         ir.async_delete_issue(hass, DOMAIN, ISSUE_DEBUG_RECORDING)
 
-    audit = PrivacyAudit(hass, entry, providers_of)
-    entry.runtime_data = LocalVoiceData(coordinators, assistants, audit)
-    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
-
-    manager = hass.data[DATA_PIPELINES]
-    await manager.async_remove_missing(set(assistants))
-    for assistant in assistants.values():
-        await async_sync_assistant(hass, assistant)
-    retention.async_observe()
-    entry.async_on_unload(manager.async_listen())
-    entry.async_on_unload(audit.async_start())
-
-    @callback
-    def offer_changed(provider_id: str) -> None:
-        """A server's offer changed: bring the pipelines that use it up to date."""
-        for assistant in assistants.values():
-            if provider_id in assistant.provider_ids:
-                entry.async_create_task(hass, async_sync_assistant(hass, assistant))
-
-    for coordinator in coordinators.values():
-        entry.async_on_unload(coordinator.async_add_offer_listener(offer_changed))
-    entry.async_on_unload(entry.add_update_listener(_async_reload_on_change))
-    return True
-
 
 async def _async_reload_on_change(
     hass: HomeAssistant, entry: LocalVoiceConfigEntry
@@ -166,7 +186,11 @@ async def _async_reload_on_change(
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: LocalVoiceConfigEntry) -> bool:
-    """Unload the entities; the pipelines stay, as the user's assistants."""
+    """Unload the entities and remove the assistants' reply files.
+
+    The pipelines stay, as the user's assistants.
+    """
+    await entry.runtime_data.retention.async_forget_replies()
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field
 import re
 from typing import Any
 
 from homeassistant.components import conversation
 from homeassistant.config_entries import ConfigSubentry
-from homeassistant.const import CONF_LANGUAGE, CONF_NAME, MATCH_ALL
+from homeassistant.const import MATCH_ALL
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from wyoming.audio import AudioChunkConverter, AudioFormat
@@ -77,18 +77,24 @@ CHECK_SENTENCES = {
 
 @dataclass(frozen=True, slots=True)
 class AssistantSettings:
-    """What the user chose for an assistant."""
+    """What the user chose for an assistant.
+
+    The single source of each setting's default: the flows, the subentry's
+    data (also data saved by older versions, which lacks newer settings)
+    and the forms read the defaults from here. Each field is stored under
+    its own name in the subentry.
+    """
 
     name: str
     language: str
-    stt_providers: tuple[str, ...]
-    tts_providers: tuple[str, ...]
-    wake_providers: tuple[str, ...]
-    voice: str | None
-    wake_word: str | None
-    conversation_engine: str
-    prefer_local_intents: bool
-    preferred: bool
+    stt_providers: tuple[str, ...] = ()
+    tts_providers: tuple[str, ...] = ()
+    wake_providers: tuple[str, ...] = ()
+    voice: str | None = None
+    wake_word: str | None = None
+    conversation_engine: str = DEFAULT_AGENT
+    prefer_local_intents: bool = True
+    preferred: bool = True
     pooled: bool = False
     # The providers there were when these settings were saved: one added
     # later joins the chains of the services it offers. None (settings from
@@ -108,57 +114,42 @@ class AssistantSettings:
     command_text: bool = False
 
     @classmethod
+    def default(cls, key: str) -> Any:
+        """Return the default of a setting."""
+        default = cls.__dataclass_fields__[key].default
+        if default is MISSING:
+            raise KeyError(f"{key} has no default")
+        return default
+
+    @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> AssistantSettings:
-        """Read the subentry's data."""
-        return cls(
-            name=data[CONF_NAME],
-            language=data[CONF_LANGUAGE],
-            stt_providers=tuple(data.get(CONF_STT_PROVIDERS, ())),
-            tts_providers=tuple(data.get(CONF_TTS_PROVIDERS, ())),
-            wake_providers=tuple(data.get(CONF_WAKE_PROVIDERS, ())),
-            voice=data.get(CONF_VOICE) or None,
-            wake_word=data.get(CONF_WAKE_WORD) or None,
-            conversation_engine=data.get(CONF_CONVERSATION_ENGINE, DEFAULT_AGENT),
-            prefer_local_intents=data.get(CONF_PREFER_LOCAL_INTENTS, True),
-            preferred=data.get(CONF_PREFERRED, True),
-            pooled=data.get(CONF_POOLED, False),
-            known_providers=(
-                tuple(data[CONF_KNOWN_PROVIDERS])
-                if data.get(CONF_KNOWN_PROVIDERS) is not None
-                else None
-            ),
-            keep_debug_runs=data.get(CONF_KEEP_DEBUG_RUNS, False),
-            tts_cache_seconds=int(
-                data.get(CONF_TTS_CACHE_SECONDS, DEFAULT_TTS_CACHE_SECONDS)
-            ),
-            repair_names=data.get(CONF_REPAIR_NAMES, True),
-            early_end=data.get(CONF_EARLY_END, True),
-            command_text=data.get(CONF_COMMAND_TEXT, False),
-        )
+        """Read the subentry's data (or a flow's answers); missing keys get defaults."""
+        values: dict[str, Any] = {}
+        for key in cls.__dataclass_fields__:
+            if key not in data:
+                continue
+            value = data[key]
+            if key in _PROVIDER_LISTS:
+                value = tuple(value or ())
+            elif key == CONF_KNOWN_PROVIDERS:
+                value = None if value is None else tuple(value)
+            elif key in (CONF_VOICE, CONF_WAKE_WORD):
+                value = value or None
+            elif key == CONF_TTS_CACHE_SECONDS:
+                value = int(value)
+            values[key] = value
+        return cls(**values)
 
     def as_data(self) -> dict[str, Any]:
         """Return the subentry's data."""
-        return {
-            CONF_NAME: self.name,
-            CONF_LANGUAGE: self.language,
-            CONF_STT_PROVIDERS: list(self.stt_providers),
-            CONF_TTS_PROVIDERS: list(self.tts_providers),
-            CONF_WAKE_PROVIDERS: list(self.wake_providers),
-            CONF_VOICE: self.voice,
-            CONF_WAKE_WORD: self.wake_word,
-            CONF_CONVERSATION_ENGINE: self.conversation_engine,
-            CONF_PREFER_LOCAL_INTENTS: self.prefer_local_intents,
-            CONF_PREFERRED: self.preferred,
-            CONF_POOLED: self.pooled,
-            CONF_KNOWN_PROVIDERS: (
-                list(self.known_providers) if self.known_providers is not None else None
-            ),
-            CONF_KEEP_DEBUG_RUNS: self.keep_debug_runs,
-            CONF_TTS_CACHE_SECONDS: self.tts_cache_seconds,
-            CONF_REPAIR_NAMES: self.repair_names,
-            CONF_EARLY_END: self.early_end,
-            CONF_COMMAND_TEXT: self.command_text,
-        }
+        data = asdict(self)
+        for key in (*_PROVIDER_LISTS, CONF_KNOWN_PROVIDERS):
+            if data[key] is not None:
+                data[key] = list(data[key])
+        return data
+
+
+_PROVIDER_LISTS = (CONF_STT_PROVIDERS, CONF_TTS_PROVIDERS, CONF_WAKE_PROVIDERS)
 
 
 @dataclass(slots=True)
@@ -181,6 +172,8 @@ class Assistant:
     recent_endings: deque[Ending] = field(
         default_factory=lambda: deque(maxlen=RECENT_ENDINGS)
     )
+    # One transcription action at a time (services.py).
+    transcribing: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def note_ending(self, ending: Ending) -> None:
         """Count how a command ended and keep it among the recent ones."""

@@ -30,6 +30,7 @@ from .assistant import (
     CONF_CONVERSATION_ENGINE,
     CONF_EARLY_END,
     CONF_KEEP_DEBUG_RUNS,
+    CONF_KNOWN_PROVIDERS,
     CONF_POOLED,
     CONF_PREFER_LOCAL_INTENTS,
     CONF_PREFERRED,
@@ -40,9 +41,7 @@ from .assistant import (
     CONF_VOICE,
     CONF_WAKE_PROVIDERS,
     CONF_WAKE_WORD,
-    DEFAULT_AGENT,
     DEFAULT_NAME,
-    DEFAULT_TTS_CACHE_SECONDS,
     AssistantSettings,
     LanguageCheck,
     agent_languages,
@@ -67,6 +66,15 @@ def number_box(low: int, high: int, unit: str | None = None) -> selector.NumberS
 
 
 NO_WAKE_WORD = "none"
+# The on/off settings of the `assistant` form, in the order shown.
+SWITCHES = (
+    CONF_PREFERRED,
+    CONF_POOLED,
+    CONF_REPAIR_NAMES,
+    CONF_EARLY_END,
+    CONF_KEEP_DEBUG_RUNS,
+    CONF_COMMAND_TEXT,
+)
 SERVER_VOICE = "default"
 
 
@@ -108,6 +116,12 @@ class AssistantForm:
     def _offer(self, ids: list[str]) -> Offer | None:
         return self.providers[ids[0]][1].offer if ids else None
 
+    def _setting(self, key: str) -> Any:
+        """Return a setting of the assistant being changed, or its default."""
+        if self.current is not None:
+            return getattr(self.current, key)
+        return AssistantSettings.default(key)
+
     @property
     def can_create(self) -> bool:
         """Return True when there is speech-to-text and text-to-speech."""
@@ -137,7 +151,7 @@ class AssistantForm:
         wake_default = (
             list(current.wake_providers) if current else self._ids("wake_word")
         )
-        agent = current.conversation_engine if current else DEFAULT_AGENT
+        agent = self._setting(CONF_CONVERSATION_ENGINE)
         languages = self._languages(stt_default, tts_default, agent)
         language = (
             current.language if current else default_language(self.hass, languages)
@@ -165,34 +179,14 @@ class AssistantForm:
             ): selector.LanguageSelector(
                 selector.LanguageSelectorConfig(languages=languages)
             ),
-            vol.Required(
-                CONF_PREFERRED, default=current.preferred if current else True
-            ): bool,
-            vol.Required(
-                CONF_POOLED, default=current.pooled if current else False
-            ): bool,
-            vol.Required(
-                CONF_REPAIR_NAMES,
-                default=current.repair_names if current else True,
-            ): bool,
-            vol.Required(
-                CONF_EARLY_END, default=current.early_end if current else True
-            ): bool,
-            vol.Required(
-                CONF_KEEP_DEBUG_RUNS,
-                default=current.keep_debug_runs if current else False,
-            ): bool,
-            vol.Required(
-                CONF_COMMAND_TEXT,
-                default=current.command_text if current else False,
-            ): bool,
-            vol.Required(
-                CONF_TTS_CACHE_SECONDS,
-                default=(
-                    current.tts_cache_seconds if current else DEFAULT_TTS_CACHE_SECONDS
-                ),
-            ): number_box(0, 86400, "s"),
         }
+        for key in SWITCHES:
+            fields[vol.Required(key, default=self._setting(key))] = bool
+        fields[
+            vol.Required(
+                CONF_TTS_CACHE_SECONDS, default=self._setting(CONF_TTS_CACHE_SECONDS)
+            )
+        ] = number_box(0, 86400, "s")
         return vol.Schema(fields)
 
     def validate_assistant(self, user_input: Mapping[str, Any]) -> dict[str, str]:
@@ -269,13 +263,13 @@ class AssistantForm:
                 ),
                 vol.Required(
                     CONF_CONVERSATION_ENGINE,
-                    default=current.conversation_engine if current else DEFAULT_AGENT,
+                    default=self._setting(CONF_CONVERSATION_ENGINE),
                 ): selector.ConversationAgentSelector(
                     selector.ConversationAgentSelectorConfig(language=language)
                 ),
                 vol.Required(
                     CONF_PREFER_LOCAL_INTENTS,
-                    default=current.prefer_local_intents if current else True,
+                    default=self._setting(CONF_PREFER_LOCAL_INTENTS),
                 ): bool,
             }
         )
@@ -293,26 +287,16 @@ class AssistantForm:
             return {CONF_CONVERSATION_ENGINE: "language_unsupported_agent"}
         voice = user_input[CONF_VOICE]
         wake_word = user_input[CONF_WAKE_WORD]
-        self.settings = AssistantSettings(
-            name=draft[CONF_NAME],
-            language=language,
-            stt_providers=tuple(draft[CONF_STT_PROVIDERS]),
-            tts_providers=tuple(draft[CONF_TTS_PROVIDERS]),
-            wake_providers=tuple(draft.get(CONF_WAKE_PROVIDERS, ())),
-            voice=None if voice == SERVER_VOICE else voice,
-            wake_word=None if wake_word == NO_WAKE_WORD else wake_word,
-            conversation_engine=agent,
-            prefer_local_intents=user_input[CONF_PREFER_LOCAL_INTENTS],
-            preferred=draft[CONF_PREFERRED],
-            pooled=draft.get(CONF_POOLED, False),
-            known_providers=tuple(self.providers),
-            keep_debug_runs=draft.get(CONF_KEEP_DEBUG_RUNS, False),
-            repair_names=draft.get(CONF_REPAIR_NAMES, True),
-            early_end=draft.get(CONF_EARLY_END, True),
-            command_text=draft.get(CONF_COMMAND_TEXT, False),
-            tts_cache_seconds=int(
-                draft.get(CONF_TTS_CACHE_SECONDS, DEFAULT_TTS_CACHE_SECONDS)
-            ),
+        self.settings = AssistantSettings.from_data(
+            {
+                **draft,
+                CONF_LANGUAGE: language,
+                CONF_VOICE: None if voice == SERVER_VOICE else voice,
+                CONF_WAKE_WORD: None if wake_word == NO_WAKE_WORD else wake_word,
+                CONF_CONVERSATION_ENGINE: agent,
+                CONF_PREFER_LOCAL_INTENTS: user_input[CONF_PREFER_LOCAL_INTENTS],
+                CONF_KNOWN_PROVIDERS: list(self.providers),
+            }
         )
         return {}
 

@@ -5,16 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from homeassistant.components.binary_sensor import (
+    BinarySensorDeviceClass,
     BinarySensorEntity,
     BinarySensorEntityDescription,
 )
-from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
 from homeassistant.const import EntityCategory
-from homeassistant.core import HomeAssistant
-from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .coordinator import LocalVoiceConfigEntry
-from .entity import ProviderEntity, assistant_device, async_add_provider_entities
+from .entity import ProviderEntity, assistant_device, status_platform, unique_id
+from .models import LocalVoiceConfigEntry
 
 PARALLEL_UPDATES = 0
 
@@ -23,23 +21,6 @@ CONNECTIVITY = BinarySensorEntityDescription(
     device_class=BinarySensorDeviceClass.CONNECTIVITY,
     entity_category=EntityCategory.DIAGNOSTIC,
 )
-
-
-async def async_setup_entry(
-    hass: HomeAssistant,
-    entry: LocalVoiceConfigEntry,
-    async_add_entities: AddConfigEntryEntitiesCallback,
-) -> None:
-    """Add a connectivity sensor per provider, a "stays local" one per assistant."""
-    async_add_provider_entities(
-        entry,
-        async_add_entities,
-        lambda coordinator: [ProviderConnectivity(coordinator, CONNECTIVITY)],
-    )
-    for subentry_id in entry.runtime_data.assistants:
-        async_add_entities(
-            [AssistantStaysLocal(entry, subentry_id)], config_subentry_id=subentry_id
-        )
 
 
 class ProviderConnectivity(ProviderEntity, BinarySensorEntity):
@@ -71,7 +52,7 @@ class AssistantStaysLocal(BinarySensorEntity):
         """Attach to the assistant's device."""
         self._audit = entry.runtime_data.audit
         self._subentry_id = subentry_id
-        self._attr_unique_id = f"{subentry_id}-stays_local"
+        self._attr_unique_id = unique_id(subentry_id, "stays_local")
         self._attr_device_info = assistant_device(entry.subentries[subentry_id])
 
     async def async_added_to_hass(self) -> None:
@@ -92,4 +73,14 @@ class AssistantStaysLocal(BinarySensorEntity):
         if report is None:
             return {}
         data = report.as_dict()
-        return {"cloud_stages": data["cloud_stages"], "notes": data["notes"]}
+        return {
+            "cloud_stages": data["cloud_stages"],
+            "unknown_stages": data["unknown_stages"],
+            "notes": data["notes"],
+        }
+
+
+async_setup_entry = status_platform(
+    lambda coordinator: [ProviderConnectivity(coordinator, CONNECTIVITY)],
+    lambda entry, subentry: [AssistantStaysLocal(entry, subentry.subentry_id)],
+)

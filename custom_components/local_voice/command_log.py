@@ -1,42 +1,39 @@
 """After each command: the `local_voice_command` event and the assistant's figures.
 
-A run of an assistant's pipeline leaves its events (with timestamps) in Home
-Assistant's debug history until the retention removes it. Once a run has
-ended, the log reads them, adds what the assistant's own entities noted on
-the way (when the speech ended, when the first audio of the answer came) and
-fires `local_voice_command`: which assistant, which device or satellite,
-whether it worked, how long each step took from the end of speech, and the
-agent's outcome. The words said and answered are in it only when the
-assistant's `command_text` setting allows, because the recorder keeps events.
+When a run of an assistant's pipeline ends (ha_adapter.RunWatch hands over
+its events, with their times), the log adds what the assistant's own
+entities noted on the way (when the speech ended, when the first audio of
+the answer came) and fires `local_voice_command`: which assistant, which
+device or satellite, whether it worked, how long each step took from the end
+of speech, and the agent's outcome. The words said and answered are in it
+only when the assistant's `command_text` setting allows, because the
+recorder keeps events. Then the run is handed on (to the retention, which
+removes it from the debug history unless the assistant keeps runs).
 
 The marks are matched to their run by the chat session Home Assistant opens
-for every run: the STT entity runs inside it, and so does the TTS, whose
-synthesis starts as a task of the run.
+for every run (`chat_session.current_session`, a public helper): the STT
+entity runs inside it, and so does the TTS, whose synthesis starts as a task
+of the run.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 import time
 from typing import Any, Final
 
-from homeassistant.components.assist_pipeline.pipeline import PipelineEventType
-from homeassistant.components.assist_pipeline.runtime import (
-    KEY_ASSIST_PIPELINE,
-    PipelineRunDebug,
-)
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.components.assist_pipeline import PipelineEventType
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import chat_session
-from homeassistant.util.hass_dict import HassKey
+from homeassistant.helpers.event import async_call_later
 
 from .const import DOMAIN
+from .ha_adapter import EndedRun
 from .retention import Kept
 
 EVENT_COMMAND: Final = f"{DOMAIN}_command"
-DATA_COMMAND_LOG: HassKey[CommandLog] = HassKey(f"{DOMAIN}_command_log")
 
 SPEECH_END: Final = "speech_end"
 SYNTHESIS: Final = "synthesis"
@@ -46,7 +43,6 @@ FIRST_AUDIO: Final = "first_audio"
 # event waits for it this long at most, when a synthesis was started.
 AUDIO_GRACE = 2.0
 MARKS_KEPT = 200
-REPORTED_KEPT = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +55,6 @@ class Mark:
     ending: str | None = None
 
 
-def _at(timestamp: str) -> float:
-    return datetime.fromisoformat(timestamp).timestamp()
-
-
 def _ms(start: float | None, end: float | None) -> int | None:
     if start is None or end is None:
         return None
@@ -72,13 +64,22 @@ def _ms(start: float | None, end: float | None) -> int | None:
 class CommandLog:
     """Turn each ended run of an assistant's pipeline into one event."""
 
-    def __init__(self, hass: HomeAssistant, kept: Callable[[], list[Kept]]) -> None:
-        """Follow the assistants' pipelines that `kept` returns."""
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        kept: Callable[[], list[Kept]],
+        reported: Callable[[EndedRun], None],
+    ) -> None:
+        """Follow the assistants' pipelines that `kept` returns.
+
+        `reported` gets each run once its event is out (or it was no command).
+        """
         self.hass = hass
         self._kept = kept
+        self._reported = reported
         self._marks: deque[Mark] = deque(maxlen=MARKS_KEPT)
-        # Run ids already reported (or no command), oldest first.
-        self._reported: dict[str, None] = {}
+        # Runs whose answer's first audio is still to come, with their timers.
+        self._waiting: dict[str, tuple[EndedRun, CALLBACK_TYPE]] = {}
 
     @callback
     def note(
@@ -93,59 +94,66 @@ class CommandLog:
                 session.conversation_id, kind, time.time() if at is None else at, ending
             )
         )
+        if kind == FIRST_AUDIO:
+            for run, _timer in list(self._waiting.values()):
+                if _conversation_id(run) == session.conversation_id:
+                    self.async_ended(run)
 
     @callback
-    def async_collect(self) -> set[str]:
-        """Report the runs that ended; return the ids of those still waiting."""
-        pipeline_data = self.hass.data.get(KEY_ASSIST_PIPELINE)
-        waiting: set[str] = set()
-        if pipeline_data is None:
-            return waiting
-        now = time.time()
-        for kept in self._kept():
-            runs = pipeline_data.pipeline_debug.get(kept.pipeline_id)
-            for run_id, run in list((runs or {}).items()):
-                if run_id in self._reported:
-                    continue
-                outcome = self._outcome(kept, run, now)
-                if outcome is None:
-                    if any(e.type == PipelineEventType.RUN_END for e in run.events):
-                        waiting.add(run_id)
-                    continue
-                self._reported[run_id] = None
-                if len(self._reported) > REPORTED_KEPT:
-                    del self._reported[next(iter(self._reported))]
-                if outcome:
-                    self.hass.bus.async_fire(EVENT_COMMAND, outcome)
-        return waiting
+    def async_ended(self, run: EndedRun) -> None:
+        """Report a run that ended, or wait a little for its answer's first audio."""
+        if (waiting := self._waiting.pop(run.run_id, None)) is not None:
+            waiting[1]()
+        outcome = self._outcome(run, waited=False)
+        if outcome is not None:
+            self._report(run, outcome)
+            return
 
-    def _outcome(
-        self, kept: Kept, run: PipelineRunDebug, now: float
-    ) -> dict[str, Any] | None:
-        """Return the event's data; {} for a run that was no command; None: not yet."""
-        first: dict[str, Any] = {}
-        for event in run.events:
-            first.setdefault(event.type, event)
-        if PipelineEventType.RUN_END not in first:
-            return None
-        if not {PipelineEventType.STT_START, PipelineEventType.INTENT_START} & set(
-            first
+        @callback
+        def waited(_now: object) -> None:
+            self._waiting.pop(run.run_id, None)
+            self._report(run, self._outcome(run, waited=True) or {})
+
+        self._waiting[run.run_id] = (
+            run,
+            async_call_later(self.hass, AUDIO_GRACE, waited),
+        )
+
+    def _report(self, run: EndedRun, outcome: dict[str, Any]) -> None:
+        if outcome:
+            self.hass.bus.async_fire(EVENT_COMMAND, outcome)
+        self._reported(run)
+
+    @callback
+    def async_stop(self) -> None:
+        """Report at once what still waits for its audio: the entry unloads."""
+        for run, cancel in list(self._waiting.values()):
+            cancel()
+            del self._waiting[run.run_id]
+            self._report(run, self._outcome(run, waited=True) or {})
+
+    def _outcome(self, run: EndedRun, *, waited: bool) -> dict[str, Any] | None:
+        """Return the event's data; {} for no command; None: the audio may come."""
+        kept = next((k for k in self._kept() if k.pipeline_id == run.pipeline_id), None)
+        if kept is None or not (
+            run.first(PipelineEventType.STT_START)
+            or run.first(PipelineEventType.INTENT_START)
         ):
             return {}  # no wake word came: nothing was said to the assistant
 
-        def data(kind: PipelineEventType) -> dict[str, Any]:
-            event = first.get(kind)
-            return (event.data or {}) if event is not None else {}
+        def data(kind: PipelineEventType) -> Mapping[str, Any]:
+            event = run.first(kind)
+            return event.data if event is not None else {}
 
         def at(kind: PipelineEventType) -> float | None:
-            event = first.get(kind)
-            return _at(event.timestamp) if event is not None else None
+            event = run.first(kind)
+            return event.at if event is not None else None
 
         started = at(PipelineEventType.RUN_START)
         ended = at(PipelineEventType.RUN_END)
         if started is None or ended is None:
             return {}  # a run that never started
-        conversation_id = data(PipelineEventType.RUN_START).get("conversation_id")
+        conversation_id = _conversation_id(run)
         marks = [m for m in self._marks if m.conversation_id == conversation_id]
         speech = [m for m in marks if m.kind == SPEECH_END and started <= m.at <= ended]
         synthesized = any(
@@ -156,11 +164,11 @@ class CommandLog:
             for m in marks
             if m.kind == FIRST_AUDIO and started <= m.at <= ended + AUDIO_GRACE
         ]
-        if synthesized and not audio and now - ended < AUDIO_GRACE:
+        if synthesized and not audio and not waited:
             return None
         speech_end = speech[-1].at if speech else None
         first_audio = min(audio) if audio else None
-        if first_audio is None and PipelineEventType.TTS_END in first:
+        if first_audio is None and run.first(PipelineEventType.TTS_END):
             # Spoken from Home Assistant's cache: ready when the run named it.
             first_audio = at(PipelineEventType.TTS_END)
 
@@ -170,7 +178,7 @@ class CommandLog:
         response = output.get("response") or {}
         response_type = response.get("response_type")
         unfinished = any(
-            start in first and end not in first
+            run.first(start) and not run.first(end)
             for start, end in (
                 (PipelineEventType.STT_START, PipelineEventType.STT_END),
                 (PipelineEventType.INTENT_START, PipelineEventType.INTENT_END),
@@ -218,10 +226,6 @@ class CommandLog:
         return outcome
 
 
-@callback
-def note_command(
-    hass: HomeAssistant, kind: str, at: float | None = None, ending: str | None = None
-) -> None:
-    """Note a moment of the current run for the command log, if there is one."""
-    if (log := hass.data.get(DATA_COMMAND_LOG)) is not None:
-        log.note(kind, at, ending)
+def _conversation_id(run: EndedRun) -> str | None:
+    start = run.first(PipelineEventType.RUN_START)
+    return start.data.get("conversation_id") if start is not None else None

@@ -58,6 +58,7 @@ from .const import (
     SUBENTRY_PROVIDER,
 )
 from .pipeline import pipeline_manager
+from .privacy import is_numeric_name
 from .provider import Provider, provider_title
 
 _LOGGER = logging.getLogger(__name__)
@@ -88,7 +89,9 @@ def normalize_host(host: str) -> str:
         return str(ipaddress.ip_address(host))
     except ValueError:
         pass
-    if not _HOSTNAME.match(host):
+    if not _HOSTNAME.match(host) or is_numeric_name(host):
+        # A name of numbers only is an IPv4 address in shorthand
+        # ("134744072" is 8.8.8.8): it says one thing and reaches another.
         raise ProbeError("invalid_host")
     return host.rstrip(".").lower()
 

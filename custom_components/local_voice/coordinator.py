@@ -1,20 +1,17 @@
-"""Keep each provider's offer and health current; the entry's runtime data."""
+"""Keep each provider's offer and health current."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 import logging
 import time
 
-from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
 
-from .assistant import Assistant
 from .client import CannotConnectError, ServerTimeoutError, WyomingError, async_describe
 from .const import (
     CONF_UNREACHABLE_MINUTES,
@@ -22,24 +19,12 @@ from .const import (
     DOMAIN,
     PROBE_INTERVAL,
 )
-from .privacy import PrivacyAudit
+from .models import LocalVoiceConfigEntry
 from .provider import Provider, ProviderHealth
 
 _LOGGER = logging.getLogger(__name__)
 
 ISSUE_UNREACHABLE = "provider_unreachable"
-
-
-@dataclass(slots=True)
-class LocalVoiceData:
-    """What a loaded entry keeps at run time, by subentry id."""
-
-    providers: dict[str, ProviderCoordinator]
-    assistants: dict[str, Assistant]
-    audit: PrivacyAudit
-
-
-type LocalVoiceConfigEntry = ConfigEntry[LocalVoiceData]
 
 
 class ProviderCoordinator(DataUpdateCoordinator[ProviderHealth]):

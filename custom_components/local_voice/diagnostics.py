@@ -13,7 +13,7 @@ from typing import Any
 from homeassistant.components.diagnostics import REDACTED, async_redact_data
 from homeassistant.core import HomeAssistant
 
-from .coordinator import LocalVoiceConfigEntry
+from .models import LocalVoiceConfigEntry
 from .pipeline import pipeline_manager
 from .privacy import Report
 from .provider import Provider
@@ -74,8 +74,9 @@ def _privacy(report: Report | None) -> dict[str, Any] | None:
     return {
         "local": report.local,
         "cloud_stages": sorted({f.stage for f in report.findings if f.cloud}),
+        "unknown_stages": sorted({f.stage for f in report.findings if f.unknown}),
         "unencrypted_network_stages": sorted(
-            {f.stage for f in report.findings if not f.cloud}
+            {f.stage for f in report.findings if not f.cloud and not f.unknown}
         ),
     }
 

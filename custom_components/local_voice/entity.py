@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from homeassistant.config_entries import ConfigSubentry
-from homeassistant.core import callback
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -14,7 +15,16 @@ from homeassistant.helpers.update_coordinator import CoordinatorEntity
 from .assistant import Assistant
 from .chain import Chain
 from .const import DOMAIN
-from .coordinator import LocalVoiceConfigEntry, ProviderCoordinator
+from .coordinator import ProviderCoordinator
+from .models import LocalVoiceConfigEntry, LocalVoiceData
+
+
+def unique_id(subentry_id: str, key: str) -> str:
+    """Return the unique id of a subentry's entity: its key is the entity's kind.
+
+    The speech entities' keys are their services (stt, tts, wake_word).
+    """
+    return f"{subentry_id}-{key}"
 
 
 def provider_device(coordinator: ProviderCoordinator) -> DeviceInfo:
@@ -41,49 +51,103 @@ def assistant_device(subentry: ConfigSubentry) -> DeviceInfo:
     )
 
 
-def async_add_speech_entities[ChainT: Chain](
-    entry: LocalVoiceConfigEntry,
-    async_add_entities: AddConfigEntryEntitiesCallback,
+type SetupEntry = Callable[
+    [HomeAssistant, LocalVoiceConfigEntry, AddConfigEntryEntitiesCallback],
+    Coroutine[Any, Any, None],
+]
+
+
+def _platform(
+    add_all: Callable[[LocalVoiceConfigEntry, AddConfigEntryEntitiesCallback], None],
+) -> SetupEntry:
+    """Return a platform's `async_setup_entry` that adds what `add_all` makes."""
+
+    async def async_setup_entry(
+        hass: HomeAssistant,
+        entry: LocalVoiceConfigEntry,
+        async_add_entities: AddConfigEntryEntitiesCallback,
+    ) -> None:
+        add_all(entry, async_add_entities)
+
+    return async_setup_entry
+
+
+def speech_platform[ChainT: Chain](
     service: str,
-    *,
     provider_chain: Callable[[list[ProviderCoordinator]], ChainT],
     assistant_chain: Callable[[Assistant], ChainT],
-    entity: Callable[[ChainT, str, DeviceInfo], Entity],
-    assistant_entity: Callable[[Assistant, ChainT, str, DeviceInfo], Entity]
+    entity: Callable[[ChainT, str, DeviceInfo], LocalVoiceEntity[ChainT]],
+    assistant_entity: Callable[
+        [LocalVoiceData, Assistant, ChainT, str, DeviceInfo], LocalVoiceEntity[ChainT]
+    ]
     | None = None,
-) -> None:
-    """Add one entity of a service per provider offering it and per assistant.
+) -> SetupEntry:
+    """Return the setup of a speech platform (stt, tts, wake_word).
 
-    `service` is the offer's name for it (stt, tts, wake_word) and the suffix
-    of the entities' unique ids. An assistant's entity is made by
-    `assistant_entity` when given, else like a provider's.
+    It adds one entity of the service per provider offering it and one per
+    assistant with providers for it. `service` is the offer's name for it
+    and the key of the entities' unique ids. An assistant's entity is made
+    by `assistant_entity` (handed the entry's runtime data, for the services
+    it uses) when given, else like a provider's.
     """
-    data = entry.runtime_data
-    for subentry_id, coordinator in data.providers.items():
-        if service in coordinator.provider.offer.services:
-            async_add_entities(
-                [
+
+    def add_all(
+        entry: LocalVoiceConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
+    ) -> None:
+        data = entry.runtime_data
+
+        def add(subentry_id: str, made: LocalVoiceEntity[ChainT]) -> None:
+            data.speech_entities.append(made)
+            async_add_entities([made], config_subentry_id=subentry_id)
+
+        for subentry_id, coordinator in data.providers.items():
+            if service in coordinator.provider.offer.services:
+                add(
+                    subentry_id,
                     entity(
                         provider_chain([coordinator]),
-                        f"{subentry_id}-{service}",
+                        unique_id(subentry_id, service),
                         provider_device(coordinator),
-                    )
-                ],
-                config_subentry_id=subentry_id,
-            )
-    for subentry_id, assistant in data.assistants.items():
-        chain = assistant_chain(assistant)
-        if chain.members:
-            unique_id = f"{subentry_id}-{service}"
-            device = assistant_device(entry.subentries[subentry_id])
-            async_add_entities(
-                [
-                    assistant_entity(assistant, chain, unique_id, device)
+                    ),
+                )
+        for subentry_id, assistant in data.assistants.items():
+            chain = assistant_chain(assistant)
+            if chain.members:
+                key = unique_id(subentry_id, service)
+                device = assistant_device(entry.subentries[subentry_id])
+                add(
+                    subentry_id,
+                    assistant_entity(data, assistant, chain, key, device)
                     if assistant_entity
-                    else entity(chain, unique_id, device)
-                ],
+                    else entity(chain, key, device),
+                )
+
+    return _platform(add_all)
+
+
+def status_platform(
+    provider: Callable[[ProviderCoordinator], list[Entity]],
+    assistant: Callable[[LocalVoiceConfigEntry, ConfigSubentry], list[Entity]],
+) -> SetupEntry:
+    """Return the setup of a platform of health and figures (sensor, binary_sensor).
+
+    `provider` makes a provider's entities, `assistant` an assistant's; each
+    goes under its subentry.
+    """
+
+    def add_all(
+        entry: LocalVoiceConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
+    ) -> None:
+        data = entry.runtime_data
+        for subentry_id, coordinator in data.providers.items():
+            async_add_entities(provider(coordinator), config_subentry_id=subentry_id)
+        for subentry_id in data.assistants:
+            async_add_entities(
+                assistant(entry, entry.subentries[subentry_id]),
                 config_subentry_id=subentry_id,
             )
+
+    return _platform(add_all)
 
 
 class LocalVoiceEntity[ChainT: Chain](Entity):
@@ -125,15 +189,7 @@ class ProviderEntity(CoordinatorEntity[ProviderCoordinator]):
         """Attach to the provider's device."""
         super().__init__(coordinator)
         self.entity_description = description
-        self._attr_unique_id = f"{coordinator.provider.subentry_id}-{description.key}"
+        self._attr_unique_id = unique_id(
+            coordinator.provider.subentry_id, description.key
+        )
         self._attr_device_info = provider_device(coordinator)
-
-
-def async_add_provider_entities(
-    entry: LocalVoiceConfigEntry,
-    async_add_entities: AddConfigEntryEntitiesCallback,
-    entity: Callable[[ProviderCoordinator], list[Entity]],
-) -> None:
-    """Add each provider's health entities under its subentry."""
-    for subentry_id, coordinator in entry.runtime_data.providers.items():
-        async_add_entities(entity(coordinator), config_subentry_id=subentry_id)

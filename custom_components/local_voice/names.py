@@ -26,9 +26,7 @@ import time
 
 from hassil.recognize import RecognizeResult
 from homeassistant.components import conversation
-from homeassistant.components.conversation.agent_manager import async_get_agent
-from homeassistant.components.conversation.default_agent import DefaultAgent
-from homeassistant.components.homeassistant.exposed_entities import async_should_expose
+from homeassistant.components.homeassistant import async_should_expose
 from homeassistant.core import Context, HomeAssistant, callback
 from homeassistant.helpers import (
     area_registry as ar,
@@ -36,15 +34,17 @@ from homeassistant.helpers import (
     floor_registry as fr,
     intent,
 )
-from homeassistant.util.hass_dict import HassKey
 import jellyfish
 from rapidfuzz import fuzz
 
 from .chain import Vocabulary
 from .const import DOMAIN
+from .ha_adapter import (
+    async_agent_sentences,
+    async_match_intent,
+    async_match_sentence_trigger,
+)
 from .language import base_language
-
-DATA_NAME_REPAIR: HassKey[NameRepair] = HassKey(f"{DOMAIN}_name_repair")
 
 LANGUAGES = frozenset({"en"})
 
@@ -275,49 +275,25 @@ class NameRepair:
         """Return the exposed names and the words of the local agent's sentences."""
         names = tuple(name.text for name in known_names(self.hass) if name.exposed)
         if (terms := self._terms.get(language)) is None:
-            terms = ()
-            agent = async_get_agent(self.hass)
-            if isinstance(agent, DefaultAgent):
-                loaded = await agent.async_get_or_load_intents(language)
-                if loaded is not None:
-                    templates = [
-                        text
-                        for known in loaded.intents.intents.values()
-                        for data in known.data
-                        for text in data.sentence_texts
-                    ]
-                    templates.extend(
-                        rule.text or ""
-                        for rule in loaded.intents.expansion_rules.values()
-                    )
-                    terms = tuple(template_words(templates))
-            self._terms[language] = terms
+            templates = await async_agent_sentences(self.hass, language)
+            terms = self._terms[language] = tuple(template_words(templates))
         return Vocabulary(names=names, terms=terms)
 
     async def _recognize(
         self, text: str, language: str, strict: bool = True
     ) -> RecognizeResult | None:
-        agent = async_get_agent(self.hass)
-        if not isinstance(agent, DefaultAgent):
-            return None
         # The same cache flaw within the checks: a full match must not find
         # the strict check's miss.
         device_id = CHECK_DEVICE_ID if strict else f"{CHECK_DEVICE_ID}_all"
-        result = await agent.async_recognize_intent(
-            conversation_input(text, language, device_id),
-            strict_intents_only=strict,
+        return await async_match_intent(
+            self.hass, conversation_input(text, language, device_id), strict=strict
         )
-        return result if isinstance(result, RecognizeResult) else None
 
     async def async_is_sentence_trigger(self, text: str, language: str) -> bool:
         """Return whether an automation's own sentence matches the text."""
-        agent = async_get_agent(self.hass)
-        if not isinstance(agent, DefaultAgent):
-            return False
-        found = await agent.async_recognize_sentence_trigger(
-            conversation_input(text, language, CHECK_DEVICE_ID)
+        return await async_match_sentence_trigger(
+            self.hass, conversation_input(text, language, CHECK_DEVICE_ID)
         )
-        return found is not None
 
     async def async_understood(self, text: str, language: str) -> bool:
         """Return whether the local agent understands a command with real targets."""
@@ -459,11 +435,3 @@ def _fills_slot(result: RecognizeResult, name: KnownName) -> bool:
         for slot, entity in result.entities.items()
         if slot in NAME_SLOTS
     )
-
-
-@callback
-def name_repair(hass: HomeAssistant) -> NameRepair:
-    """Return the one name repair of `hass`."""
-    if (found := hass.data.get(DATA_NAME_REPAIR)) is None:
-        found = hass.data[DATA_NAME_REPAIR] = NameRepair(hass)
-    return found

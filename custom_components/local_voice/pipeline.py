@@ -14,9 +14,8 @@ from dataclasses import dataclass
 import logging
 from typing import Any, TypedDict
 
-from homeassistant.components.assist_pipeline.pipeline import (
+from homeassistant.components.assist_pipeline import (
     Pipeline,
-    PipelineStorageCollection,
     async_setup_pipeline_store,
 )
 from homeassistant.core import HomeAssistant, callback
@@ -30,6 +29,7 @@ from homeassistant.helpers.storage import Store
 from homeassistant.util.hass_dict import HassKey
 
 from .const import DOMAIN
+from .ha_adapter import PipelineStore
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def issue_id(kind: str, subentry_id: str) -> str:
 class PipelineManager:
     """Keep the assistants' pipelines, across restarts and hand edits."""
 
-    def __init__(self, hass: HomeAssistant, store: PipelineStorageCollection) -> None:
+    def __init__(self, hass: HomeAssistant, store: PipelineStore) -> None:
         """Use Home Assistant's pipeline store."""
         self.hass = hass
         self.pipelines = store

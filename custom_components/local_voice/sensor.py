@@ -21,12 +21,10 @@ from homeassistant.components.sensor import (
 )
 from homeassistant.config_entries import ConfigSubentry
 from homeassistant.const import EntityCategory, UnitOfTime
-from homeassistant.core import Event, HomeAssistant, callback
-from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.core import Event, callback
 
 from .command_log import EVENT_COMMAND
-from .coordinator import LocalVoiceConfigEntry
-from .entity import ProviderEntity, assistant_device, async_add_provider_entities
+from .entity import ProviderEntity, assistant_device, status_platform, unique_id
 from .provider import ProviderHealth
 
 PARALLEL_UPDATES = 0
@@ -65,31 +63,6 @@ COMMANDS = "commands"
 FAILED_COMMANDS = "failed_commands"
 
 
-async def async_setup_entry(
-    hass: HomeAssistant,
-    entry: LocalVoiceConfigEntry,
-    async_add_entities: AddConfigEntryEntitiesCallback,
-) -> None:
-    """Add the latency sensors of every provider and the figures of each assistant."""
-    async_add_provider_entities(
-        entry,
-        async_add_entities,
-        lambda coordinator: [
-            ProviderLatency(coordinator, description) for description in SENSORS
-        ],
-    )
-    for subentry_id in entry.runtime_data.assistants:
-        subentry = entry.subentries[subentry_id]
-        async_add_entities(
-            [
-                *(CommandLatency(subentry, key) for key in COMMAND_LATENCIES),
-                CommandCount(subentry, COMMANDS),
-                CommandCount(subentry, FAILED_COMMANDS),
-            ],
-            config_subentry_id=subentry_id,
-        )
-
-
 class ProviderLatency(ProviderEntity, SensorEntity):
     """How long the server took, in milliseconds.
 
@@ -126,7 +99,7 @@ class CommandFigure(RestoreSensor):
         """Attach to the assistant's device."""
         self._assistant_id = subentry.subentry_id
         self._attr_translation_key = key
-        self._attr_unique_id = f"{subentry.subentry_id}-{key}"
+        self._attr_unique_id = unique_id(subentry.subentry_id, key)
         self._attr_device_info = assistant_device(subentry)
 
     async def async_added_to_hass(self) -> None:
@@ -182,3 +155,15 @@ class CommandCount(CommandFigure):
         current = self._attr_native_value
         self._attr_native_value = (current if isinstance(current, int) else 0) + 1
         return True
+
+
+async_setup_entry = status_platform(
+    lambda coordinator: [
+        ProviderLatency(coordinator, description) for description in SENSORS
+    ],
+    lambda entry, subentry: [
+        *(CommandLatency(subentry, key) for key in COMMAND_LATENCIES),
+        CommandCount(subentry, COMMANDS),
+        CommandCount(subentry, FAILED_COMMANDS),
+    ],
+)

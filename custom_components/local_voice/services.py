@@ -8,22 +8,32 @@
 
 Bad input is turned down with a translated ServiceValidationError before
 anything is written; a failed synthesis leaves no file behind.
+
+Who may call what: `purge` and `transcribe` with a `file` need an
+administrator (automations and scripts run as the system and may); a file
+is read only where Home Assistant's allowlist lets integrations read
+(allowlist_external_dirs, the media folders), never Home Assistant's own
+storage, the text-to-speech cache or debug recordings. `transcribe` with a
+media id and `synthesize` are open to every user. One transcription runs at
+a time per assistant, so that a long file cannot keep the speech servers
+from live commands; another one waits a little, then is turned down.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
-from contextlib import suppress
 from dataclasses import dataclass
+from functools import partial
+import os
 from pathlib import Path
 import time
 from typing import Any, Final
 
 from homeassistant.components import media_source, tts
-from homeassistant.components.assist_pipeline.pipeline import async_get_pipeline
+from homeassistant.components.assist_pipeline import async_get_pipeline
 from homeassistant.components.ffmpeg import get_ffmpeg_manager
-from homeassistant.components.media_source.const import (
+from homeassistant.components.media_source import (
     DOMAIN as MEDIA_SOURCE_DOMAIN,
     URI_SCHEME,
 )
@@ -35,7 +45,11 @@ from homeassistant.core import (
     SupportsResponse,
     callback,
 )
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.exceptions import (
+    HomeAssistantError,
+    ServiceValidationError,
+    Unauthorized,
+)
 from homeassistant.helpers import config_validation as cv, entity_registry as er
 from homeassistant.util import ulid as ulid_util
 import probatio as vol
@@ -43,8 +57,18 @@ from wyoming.audio import AudioFormat
 
 from .assistant import Assistant
 from .const import DOMAIN
-from .pipeline import DATA_PIPELINES
-from .retention import DATA_RETENTION
+from .decode import (
+    AUDIO_SUFFIXES,
+    RATE,
+    SAMPLE_BYTES,
+    DecodeError,
+    TooLongError,
+    async_decode,
+    open_checked,
+)
+from .ha_adapter import debug_recording_dir, tts_cache_dir
+from .pipeline import pipeline_manager
+from .retention import prune_synthesized
 from .sync import effective_voice
 from .tts import wav_file
 
@@ -58,14 +82,11 @@ ATTR_MEDIA_ID: Final = "media_id"
 ATTR_TEXT: Final = "text"
 ATTR_VOICE: Final = "voice"
 
-# What the transcription takes: 16 kHz 16-bit mono, decoded by ffmpeg from
-# any of these containers, at most MAX_AUDIO_SECONDS of it.
-RATE: Final = 16000
-SAMPLE_BYTES: Final = 2
-AUDIO_SUFFIXES: Final = frozenset(
-    {".wav", ".mp3", ".ogg", ".oga", ".opus", ".flac", ".m4a", ".aac", ".webm"}
-)
+# What the transcription takes: at most MAX_AUDIO_SECONDS of audio
+# (decode.py), and how long a call waits for the assistant's transcription
+# under way before it is turned down.
 MAX_AUDIO_SECONDS: Final = 300
+BUSY_WAIT: Final = 10.0
 CHUNK_BYTES: Final = 32000  # one second
 DECODE_TIMEOUT: Final = 60.0
 # Longer texts belong in several announcements.
@@ -121,7 +142,7 @@ def find_assistant(hass: HomeAssistant, name: str | None) -> Assistant:
             name=name,
             names=", ".join(sorted(a.settings.name for a in assistants.values())),
         )
-    manager = hass.data[DATA_PIPELINES]
+    manager = pipeline_manager(hass)
     preferred = async_get_pipeline(hass).id
     for subentry_id, assistant in assistants.items():
         if manager.pipeline_id(subentry_id) == preferred:
@@ -135,8 +156,30 @@ class AudioSource:
 
     label: str
     suffix: str
-    path: Path | None = None
+    fd: int | None = None
     data: bytes | None = None
+
+
+async def _require_admin(hass: HomeAssistant, call: ServiceCall, action: str) -> None:
+    """Turn the call down unless a person who is an administrator, or the system, made it."""
+    if (user_id := call.context.user_id) is None:
+        return  # an automation, a script, Home Assistant itself
+    user = await hass.auth.async_get_user(user_id)
+    if user is None or not user.is_admin:
+        raise AdminOnlyError(call, action)
+
+
+class AdminOnlyError(Unauthorized):
+    """An action or option that only an administrator may use."""
+
+    def __init__(self, call: ServiceCall, action: str) -> None:
+        """Say which action, in the user's language."""
+        super().__init__(context=call.context)
+        self.translation_domain = DOMAIN
+        self.translation_key = "admin_only"
+        self.translation_placeholders = {"action": action}
+        self.generate_message = True
+        self._message = None
 
 
 async def _audio_source(hass: HomeAssistant, call: ServiceCall) -> AudioSource:
@@ -147,28 +190,48 @@ async def _audio_source(hass: HomeAssistant, call: ServiceCall) -> AudioSource:
         return await _media_source(hass, media_id)
     if file is None or media_id is not None:
         raise _invalid("audio_source")
+    await _require_admin(hass, call, f"{DOMAIN}.{SERVICE_TRANSCRIBE} ({ATTR_FILE})")
     path = Path(hass.config.path(file))
-    if not await hass.async_add_executor_job(_readable_here, hass, path):
-        raise _invalid("path_not_allowed", path=path)
-    if not await hass.async_add_executor_job(path.is_file):
-        raise _invalid("audio_missing", path=path)
-    return AudioSource(str(path), path.suffix.lower(), path=path)
-
-
-def _readable_here(hass: HomeAssistant, path: Path) -> bool:
-    """Return True for a path the action may read.
-
-    One in allowlist_external_dirs, or under the configuration or a media
-    folder (a link out of them counts where it leads).
-    """
-    if hass.config.is_allowed_path(str(path)):
-        return True
+    hidden = _hidden_folders(hass)
     try:
-        where = path.resolve()
+        opened = await hass.async_add_executor_job(
+            open_checked, path, partial(_readable, hass, hidden)
+        )
+    except FileNotFoundError, NotADirectoryError:
+        # Say that a file is missing only where it may be read.
+        if await hass.async_add_executor_job(_readable, hass, hidden, path):
+            raise _invalid("audio_missing", path=path) from None
+        opened = None
+    except OSError as err:
+        raise _invalid("audio_unreadable", path=path, error=err.strerror) from err
+    if opened is None:
+        raise _invalid("path_not_allowed", path=path)
+    return AudioSource(str(path), path.suffix.lower(), fd=opened.fd)
+
+
+def _hidden_folders(hass: HomeAssistant) -> list[Path]:
+    """Return Home Assistant's own folders no action reads, whatever is allowed."""
+    hidden = [Path(hass.config.path(".storage"))]
+    if (cache := tts_cache_dir(hass)) is not None:
+        hidden.append(Path(cache))
+    if (recordings := debug_recording_dir(hass)) is not None:
+        hidden.append(Path(hass.config.path(recordings)))
+    return hidden
+
+
+def _readable(hass: HomeAssistant, hidden: list[Path], where: Path) -> bool:
+    """Return True where Home Assistant's allowlist lets integrations read.
+
+    allowlist_external_dirs and the media folders, and not inside Home
+    Assistant's storage, the TTS cache or the debug recordings. Blocking.
+    """
+    if not hass.config.is_allowed_path(str(where)):
+        return False
+    try:
+        real = where.resolve()
+        return not any(real.is_relative_to(h.resolve()) for h in hidden)
     except OSError, RuntimeError:
         return False
-    folders = [hass.config.config_dir, *hass.config.media_dirs.values()]
-    return any(where.is_relative_to(Path(folder).resolve()) for folder in folders)
 
 
 async def _media_source(hass: HomeAssistant, media_id: str) -> AudioSource:
@@ -187,71 +250,51 @@ async def _media_source(hass: HomeAssistant, media_id: str) -> AudioSource:
         raise _invalid("audio_missing", path=media_id) from err
     if played.path is None:
         raise _invalid("media_unsupported", media_id=media_id)
-    if not await hass.async_add_executor_job(played.path.is_file):
-        raise _invalid("audio_missing", path=media_id)
-    return AudioSource(media_id, played.path.suffix.lower(), path=played.path)
+    try:
+        opened = await hass.async_add_executor_job(
+            open_checked, played.path, lambda _where: True
+        )
+    except OSError as err:
+        raise _invalid("audio_missing", path=media_id) from err
+    assert opened is not None
+    return AudioSource(media_id, played.path.suffix.lower(), fd=opened.fd)
+
+
+def _audio_format(label: str) -> ServiceValidationError:
+    return _invalid(
+        "audio_format",
+        path=label,
+        formats=", ".join(sorted(s.lstrip(".") for s in AUDIO_SUFFIXES)),
+    )
 
 
 async def _decode(hass: HomeAssistant, source: AudioSource) -> bytes:
     """Return the audio as 16 kHz 16-bit mono PCM, decoded by ffmpeg."""
-    if source.suffix not in AUDIO_SUFFIXES:
-        raise _invalid(
-            "audio_format",
-            path=source.label,
-            formats=", ".join(sorted(s.lstrip(".") for s in AUDIO_SUFFIXES)),
-        )
-    # One more second than allowed tells an over-long file from a long one.
-    command = [
-        get_ffmpeg_manager(hass).binary,
-        "-nostdin",
-        "-hide_banner",
-        "-v",
-        "error",
-        "-i",
-        "pipe:0" if source.path is None else str(source.path),
-        "-t",
-        str(MAX_AUDIO_SECONDS + 1),
-        "-vn",
-        "-f",
-        "s16le",
-        "-ac",
-        "1",
-        "-ar",
-        str(RATE),
-        "pipe:1",
-    ]
-    process = await asyncio.create_subprocess_exec(
-        *command,
-        stdin=asyncio.subprocess.PIPE
-        if source.data is not None
-        else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
     try:
+        if source.suffix not in AUDIO_SUFFIXES:
+            raise _audio_format(source.label)
         async with asyncio.timeout(DECODE_TIMEOUT):
-            pcm, errors = await process.communicate(source.data)
+            return await async_decode(
+                get_ffmpeg_manager(hass).binary,
+                fd=source.fd,
+                data=source.data,
+                max_seconds=MAX_AUDIO_SECONDS,
+            )
     except TimeoutError as err:
         raise _invalid(
             "audio_unreadable",
             path=source.label,
             error=f"decoding took longer than {DECODE_TIMEOUT:g} s",
         ) from err
-    finally:
-        if process.returncode is None:
-            with suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
-    if process.returncode != 0 or not pcm:
-        said = errors.decode(errors="replace").strip().splitlines()
+    except TooLongError as err:
         raise _invalid(
-            "audio_unreadable",
-            path=source.label,
-            error=said[-1] if said else "no audio",
-        )
-    if len(pcm) > MAX_AUDIO_SECONDS * RATE * SAMPLE_BYTES:
-        raise _invalid("audio_too_long", path=source.label, seconds=MAX_AUDIO_SECONDS)
-    return pcm
+            "audio_too_long", path=source.label, seconds=MAX_AUDIO_SECONDS
+        ) from err
+    except DecodeError as err:
+        raise _invalid("audio_unreadable", path=source.label, error=str(err)) from err
+    finally:
+        if source.fd is not None:
+            os.close(source.fd)
 
 
 async def _chunks(pcm: bytes) -> AsyncGenerator[bytes]:
@@ -264,11 +307,25 @@ async def async_transcribe(hass: HomeAssistant, call: ServiceCall) -> ServiceRes
     assistant = find_assistant(hass, call.data.get(ATTR_ASSISTANT))
     language = call.data.get(CONF_LANGUAGE) or assistant.settings.language
     source = await _audio_source(hass, call)
-    pcm = await _decode(hass, source)
-    started = time.monotonic()
-    heard = await assistant.stt.async_hear(
-        _chunks(pcm), AudioFormat(rate=RATE, width=SAMPLE_BYTES, channels=1), language
-    )
+    try:
+        async with asyncio.timeout(BUSY_WAIT):
+            await assistant.transcribing.acquire()
+    except TimeoutError as err:
+        if source.fd is not None:
+            os.close(source.fd)
+        raise _invalid(
+            "busy", name=assistant.settings.name, seconds=f"{BUSY_WAIT:g}"
+        ) from err
+    try:
+        pcm = await _decode(hass, source)
+        started = time.monotonic()
+        heard = await assistant.stt.async_hear(
+            _chunks(pcm),
+            AudioFormat(rate=RATE, width=SAMPLE_BYTES, channels=1),
+            language,
+        )
+    finally:
+        assistant.transcribing.release()
     if heard is None:
         raise HomeAssistantError(
             translation_domain=DOMAIN, translation_key="stt_failed"
@@ -327,6 +384,7 @@ async def async_synthesize(hass: HomeAssistant, call: ServiceCall) -> ServiceRes
     name = f"{ulid_util.ulid_now().lower()}.wav"
     path = media_dir / MEDIA_FOLDER / name
     await hass.async_add_executor_job(_write, path, audio)
+    await hass.async_add_executor_job(prune_synthesized, path.parent)
     first = chunks[0]  # wav_file writes every chunk in the first one's format
     duration = sum(len(c.audio) for c in chunks) / (
         first.rate * first.width * first.channels
@@ -347,8 +405,9 @@ def async_setup_services(hass: HomeAssistant) -> None:
 
     async def purge(call: ServiceCall) -> ServiceResponse:
         """Remove cached replies, debug runs and debug recordings; say how many."""
-        retention = hass.data.get(DATA_RETENTION)
-        if retention is None:
+        await _require_admin(hass, call, f"{DOMAIN}.{SERVICE_PURGE}")
+        entries = hass.config_entries.async_loaded_entries(DOMAIN)
+        if not entries:
             raise ServiceValidationError(
                 translation_domain=DOMAIN, translation_key="not_loaded"
             )
@@ -357,7 +416,11 @@ def async_setup_services(hass: HomeAssistant) -> None:
             for entry in er.async_get(hass).entities.values()
             if entry.platform == DOMAIN and entry.domain == "tts"
         }
-        return dict(await retention.async_purge(engines))
+        synthesized = (
+            _media_dir(hass)[1] / MEDIA_FOLDER if hass.config.media_dirs else None
+        )
+        retention = entries[0].runtime_data.retention
+        return dict(await retention.async_purge(engines, synthesized))
 
     async def transcribe(call: ServiceCall) -> ServiceResponse:
         return await async_transcribe(hass, call)

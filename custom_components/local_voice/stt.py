@@ -6,40 +6,20 @@ from collections.abc import AsyncIterable
 import logging
 
 from homeassistant.components import conversation, stt
-from homeassistant.core import HomeAssistant
 from homeassistant.helpers.device_registry import DeviceInfo
-from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from wyoming.audio import AudioFormat
 
 from .assistant import Assistant
 from .chain import SttChain, Vocabulary
-from .command_log import SPEECH_END, note_command
-from .coordinator import LocalVoiceConfigEntry
+from .command_log import SPEECH_END, CommandLog
 from .early_end import ENDED_EARLY, EarlyEnd
-from .entity import LocalVoiceEntity, async_add_speech_entities
-from .names import name_repair
-from .retention import note_used
+from .entity import LocalVoiceEntity, speech_platform
+from .models import LocalVoiceData
+from .names import NameRepair
 
 PARALLEL_UPDATES = 0
 
 _LOGGER = logging.getLogger(__name__)
-
-
-async def async_setup_entry(
-    hass: HomeAssistant,
-    entry: LocalVoiceConfigEntry,
-    async_add_entities: AddConfigEntryEntitiesCallback,
-) -> None:
-    """Add the STT entities of providers with a model and of assistants."""
-    async_add_speech_entities(
-        entry,
-        async_add_entities,
-        "stt",
-        provider_chain=SttChain,
-        assistant_chain=lambda assistant: assistant.stt,
-        entity=LocalVoiceSttEntity,
-        assistant_entity=AssistantSttEntity,
-    )
 
 
 class LocalVoiceSttEntity(LocalVoiceEntity[SttChain], stt.SpeechToTextEntity):
@@ -81,7 +61,6 @@ class LocalVoiceSttEntity(LocalVoiceEntity[SttChain], stt.SpeechToTextEntity):
         self, metadata: stt.SpeechMetadata, stream: AsyncIterable[bytes]
     ) -> stt.SpeechResult:
         """Stream the audio to the server and return its transcript."""
-        note_used(self.hass)
         audio_format = AudioFormat(
             rate=metadata.sample_rate.value,
             width=metadata.bit_rate.value // 8,
@@ -116,15 +95,43 @@ class AssistantSttEntity(LocalVoiceSttEntity):
     """An assistant's speech-to-text: steered, repaired, and ended early."""
 
     def __init__(
-        self, assistant: Assistant, chain: SttChain, unique_id: str, device: DeviceInfo
+        self,
+        assistant: Assistant,
+        chain: SttChain,
+        unique_id: str,
+        device: DeviceInfo,
+        *,
+        names: NameRepair,
+        command_log: CommandLog,
     ) -> None:
-        """Keep the assistant for its settings and its record of repairs."""
+        """Keep the assistant (settings, record of repairs) and the entry's services."""
         super().__init__(chain, unique_id, device)
         self.assistant = assistant
+        self._names = names
+        self._command_log = command_log
+
+    @classmethod
+    def for_assistant(
+        cls,
+        data: LocalVoiceData,
+        assistant: Assistant,
+        chain: SttChain,
+        unique_id: str,
+        device: DeviceInfo,
+    ) -> AssistantSttEntity:
+        """Make the assistant's entity with the entry's name repair and command log."""
+        return cls(
+            assistant,
+            chain,
+            unique_id,
+            device,
+            names=data.names,
+            command_log=data.command_log,
+        )
 
     async def _async_vocabulary(self, language: str) -> Vocabulary:
         try:
-            return await name_repair(self.hass).async_vocabulary(language)
+            return await self._names.async_vocabulary(language)
         except Exception:
             _LOGGER.exception("Could not gather the home's names")
             return Vocabulary()
@@ -154,7 +161,7 @@ class AssistantSttEntity(LocalVoiceSttEntity):
         )
         self.assistant.note_ending(ending)
         if ending.speech_end is not None:
-            note_command(self.hass, SPEECH_END, ending.speech_end, ending.how)
+            self._command_log.note(SPEECH_END, ending.speech_end, ending.how)
         if ending.how == ENDED_EARLY or not text:
             # An early answer was already understood (or repaired).
             return text
@@ -167,7 +174,7 @@ class AssistantSttEntity(LocalVoiceSttEntity):
         are exposed, or an automation's sentence does; or a name repair
         makes it so.
         """
-        if await name_repair(self.hass).async_command_as_is(text, language):
+        if await self._names.async_command_as_is(text, language):
             return text
         understood = await self._async_understood(text, language, checked=True)
         return understood if understood != text else None
@@ -188,9 +195,7 @@ class AssistantSttEntity(LocalVoiceSttEntity):
         ):
             return text
         try:
-            repair = await name_repair(self.hass).async_repair(
-                text, language, checked=checked
-            )
+            repair = await self._names.async_repair(text, language, checked=checked)
         except Exception:
             # A repair is a help, never a reason to lose the command.
             _LOGGER.exception("Could not repair the names in a transcript")
@@ -200,3 +205,12 @@ class AssistantSttEntity(LocalVoiceSttEntity):
         _LOGGER.debug("Repaired %r as %r", repair.heard, repair.text)
         self.assistant.note_repair(repair)
         return repair.text
+
+
+async_setup_entry = speech_platform(
+    "stt",
+    SttChain,
+    lambda assistant: assistant.stt,
+    LocalVoiceSttEntity,
+    AssistantSttEntity.for_assistant,
+)

@@ -9,6 +9,7 @@ from homeassistant.helpers import entity_registry as er
 
 from .assistant import Assistant, agent_languages, default_wake_word
 from .const import DOMAIN
+from .entity import unique_id
 from .language import best_match
 from .pipeline import Desired, pipeline_manager
 
@@ -18,7 +19,7 @@ def assistant_entity_id(
 ) -> str | None:
     """Return the entity id of an assistant's STT, TTS or wake word entity."""
     return er.async_get(hass).async_get_entity_id(
-        domain, DOMAIN, f"{subentry_id}-{domain}"
+        domain, DOMAIN, unique_id(subentry_id, domain)
     )
 
 

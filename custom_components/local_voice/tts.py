@@ -8,38 +8,22 @@ from typing import Any
 import wave
 
 from homeassistant.components import tts
-from homeassistant.components.tts.entity import TTSAudioRequest, TTSAudioResponse
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import callback
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.device_registry import DeviceInfo
 from wyoming.audio import AudioChunk
 
+from .assistant import Assistant
 from .chain import TtsChain
-from .command_log import FIRST_AUDIO, SYNTHESIS, note_command
+from .command_log import FIRST_AUDIO, SYNTHESIS, CommandLog
 from .const import DOMAIN
-from .coordinator import LocalVoiceConfigEntry
-from .entity import LocalVoiceEntity, async_add_speech_entities
+from .entity import LocalVoiceEntity, speech_platform
 from .language import base_language
-from .retention import note_spoken
+from .models import LocalVoiceData
+from .retention import Retention
 
 ATTR_SPEAKER = "speaker"
 PARALLEL_UPDATES = 0
-
-
-async def async_setup_entry(
-    hass: HomeAssistant,
-    entry: LocalVoiceConfigEntry,
-    async_add_entities: AddConfigEntryEntitiesCallback,
-) -> None:
-    """Add the TTS entities of providers with voices and of assistants."""
-    async_add_speech_entities(
-        entry,
-        async_add_entities,
-        "tts",
-        provider_chain=TtsChain,
-        assistant_chain=lambda assistant: assistant.tts,
-        entity=LocalVoiceTtsEntity,
-    )
 
 
 def wav_header(chunk: AudioChunk) -> bytes:
@@ -104,7 +88,7 @@ class LocalVoiceTtsEntity(LocalVoiceEntity[TtsChain], tts.TextToSpeechEntity):
         self, message: str, language: str, options: dict[str, Any]
     ) -> tts.TtsAudioType:
         """Return the whole reply as one WAV file."""
-        note_command(self.hass, SYNTHESIS)
+        self._note(SYNTHESIS)
         chunks = [
             chunk
             async for chunk in self.chain.async_synthesize(
@@ -115,15 +99,15 @@ class LocalVoiceTtsEntity(LocalVoiceEntity[TtsChain], tts.TextToSpeechEntity):
             raise HomeAssistantError(
                 translation_domain=DOMAIN, translation_key="tts_no_audio"
             )
-        note_command(self.hass, FIRST_AUDIO)
-        note_spoken(self.hass, self.entity_id)
+        self._note(FIRST_AUDIO)
+        self._spoken()
         return "wav", wav_file(chunks)
 
     async def async_stream_tts_audio(
-        self, request: TTSAudioRequest
-    ) -> TTSAudioResponse:
+        self, request: tts.TTSAudioRequest
+    ) -> tts.TTSAudioResponse:
         """Stream text in and WAV out, sentence by sentence."""
-        note_command(self.hass, SYNTHESIS)
+        self._note(SYNTHESIS)
 
         async def data() -> AsyncGenerator[bytes]:
             header_sent = False
@@ -134,9 +118,66 @@ class LocalVoiceTtsEntity(LocalVoiceEntity[TtsChain], tts.TextToSpeechEntity):
             ):
                 if not header_sent:
                     header_sent = True
-                    note_command(self.hass, FIRST_AUDIO)
+                    self._note(FIRST_AUDIO)
                     yield wav_header(chunk)
                 yield chunk.audio
-            note_spoken(self.hass, self.entity_id)
+            self._spoken()
 
-        return TTSAudioResponse("wav", data())
+        return tts.TTSAudioResponse("wav", data())
+
+    @callback
+    def _note(self, kind: str) -> None:
+        """Note a moment of a reply for an assistant's command log.
+
+        A server's own entity speaks for no assistant: nothing to note.
+        """
+
+    @callback
+    def _spoken(self) -> None:
+        """A reply is cached: an assistant's entity lets its retention know."""
+
+
+class AssistantTtsEntity(LocalVoiceTtsEntity):
+    """An assistant's voice: its replies are noted and leave the cache in time."""
+
+    def __init__(
+        self,
+        chain: TtsChain,
+        unique_id: str,
+        device: DeviceInfo,
+        command_log: CommandLog,
+        retention: Retention,
+    ) -> None:
+        """Keep the entry's command log and retention."""
+        super().__init__(chain, unique_id, device)
+        self._command_log = command_log
+        self._retention = retention
+
+    @classmethod
+    def for_assistant(
+        cls,
+        data: LocalVoiceData,
+        assistant: Assistant,
+        chain: TtsChain,
+        unique_id: str,
+        device: DeviceInfo,
+    ) -> AssistantTtsEntity:
+        """Make the assistant's voice with the entry's command log and retention."""
+        return cls(chain, unique_id, device, data.command_log, data.retention)
+
+    @callback
+    def _note(self, kind: str) -> None:
+        self._command_log.note(kind)
+
+    @callback
+    def _spoken(self) -> None:
+        self._retention.async_spoken(self.entity_id)
+
+
+async_setup_entry = speech_platform(
+    "tts",
+    TtsChain,
+    lambda assistant: assistant.tts,
+    LocalVoiceTtsEntity,
+    AssistantTtsEntity.for_assistant,
+)

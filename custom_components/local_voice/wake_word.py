@@ -5,30 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterable
 
 from homeassistant.components import wake_word
-from homeassistant.core import HomeAssistant
-from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .chain import WakeChain
-from .coordinator import LocalVoiceConfigEntry
-from .entity import LocalVoiceEntity, async_add_speech_entities
+from .entity import LocalVoiceEntity, speech_platform
 
 PARALLEL_UPDATES = 0
-
-
-async def async_setup_entry(
-    hass: HomeAssistant,
-    entry: LocalVoiceConfigEntry,
-    async_add_entities: AddConfigEntryEntitiesCallback,
-) -> None:
-    """Add the wake word entities of providers with models and of assistants."""
-    async_add_speech_entities(
-        entry,
-        async_add_entities,
-        "wake_word",
-        provider_chain=WakeChain,
-        assistant_chain=lambda assistant: assistant.wake,
-        entity=LocalVoiceWakeWordEntity,
-    )
 
 
 class LocalVoiceWakeWordEntity(
@@ -61,3 +42,8 @@ class LocalVoiceWakeWordEntity(
             timestamp=detected.timestamp,
             queued_audio=detected.queued or None,
         )
+
+
+async_setup_entry = speech_platform(
+    "wake_word", WakeChain, lambda assistant: assistant.wake, LocalVoiceWakeWordEntity
+)
