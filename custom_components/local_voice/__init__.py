@@ -16,6 +16,7 @@ from .command_log import CommandLog
 from .const import DOMAIN, SUBENTRY_ASSISTANT, SUBENTRY_PROVIDER
 from .coordinator import ProviderCoordinator
 from .ha_adapter import RunWatch, debug_recording_dir
+from .issues import async_raise_issue
 from .models import LocalVoiceConfigEntry, LocalVoiceData
 from .names import NameRepair
 from .pipeline import DATA_PIPELINES, PipelineManager
@@ -166,14 +167,7 @@ def _stop_services(data: LocalVoiceData) -> CALLBACK_TYPE:
 def _follow_debug_recording(hass: HomeAssistant) -> None:
     """Warn while Home Assistant records every command as audio."""
     if debug_recording_dir(hass):
-        ir.async_create_issue(
-            hass,
-            DOMAIN,
-            ISSUE_DEBUG_RECORDING,
-            is_fixable=False,
-            severity=ir.IssueSeverity.WARNING,
-            translation_key=ISSUE_DEBUG_RECORDING,
-        )
+        async_raise_issue(hass, ISSUE_DEBUG_RECORDING, ISSUE_DEBUG_RECORDING, {})
     else:
         ir.async_delete_issue(hass, DOMAIN, ISSUE_DEBUG_RECORDING)
 

@@ -19,6 +19,7 @@ from .const import (
     DOMAIN,
     PROBE_INTERVAL,
 )
+from .issues import async_raise_issue
 from .models import LocalVoiceConfigEntry
 from .provider import Provider, ProviderHealth
 
@@ -100,15 +101,11 @@ class ProviderCoordinator(DataUpdateCoordinator[ProviderHealth]):
         if dt_util.utcnow() - down_since < timedelta(minutes=minutes):
             return
         subentry = self.config_entry.subentries.get(provider.subentry_id)
-        ir.async_create_issue(
+        async_raise_issue(
             self.hass,
-            DOMAIN,
             issue_id,
-            is_fixable=False,
-            is_persistent=False,
-            severity=ir.IssueSeverity.WARNING,
-            translation_key=ISSUE_UNREACHABLE,
-            translation_placeholders={
+            ISSUE_UNREACHABLE,
+            {
                 "name": subentry.title if subentry else provider.offer.name,
                 "address": provider.address,
                 "minutes": str(minutes),

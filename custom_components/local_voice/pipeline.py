@@ -30,6 +30,7 @@ from homeassistant.util.hass_dict import HassKey
 
 from .const import DOMAIN
 from .ha_adapter import PipelineStore
+from .issues import async_raise_issue
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -144,18 +145,12 @@ class PipelineManager:
         return False
 
     def _raise_issue(self, kind: str, subentry_id: str) -> None:
-        ir.async_create_issue(
+        async_raise_issue(
             self.hass,
-            DOMAIN,
             issue_id(kind, subentry_id),
-            is_fixable=True,
-            is_persistent=False,
-            severity=ir.IssueSeverity.WARNING,
-            translation_key=kind,
-            translation_placeholders={
-                "name": self._names.get(subentry_id, subentry_id)
-            },
-            data={"subentry_id": subentry_id},
+            kind,
+            {"name": self._names.get(subentry_id, subentry_id)},
+            fix_for=subentry_id,
         )
 
     def _clear_issues(self, subentry_id: str) -> None:

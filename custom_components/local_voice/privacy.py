@@ -39,6 +39,7 @@ from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.loader import IntegrationNotLoaded, async_get_loaded_integration
 
 from .const import DOMAIN, SUBENTRY_ASSISTANT
+from .issues import async_raise_issue
 from .models import LocalVoiceConfigEntry
 from .pipeline import pipeline_manager
 from .provider import Provider
@@ -363,17 +364,10 @@ class PrivacyAudit:
         stages = ", ".join(
             f"{f.stage}: {f.reason}" for f in report.findings if f.cloud or f.unknown
         )
-        ir.async_create_issue(
+        async_raise_issue(
             self.hass,
-            DOMAIN,
             issue_id,
-            is_fixable=True,
-            is_persistent=False,
-            severity=ir.IssueSeverity.WARNING,
-            translation_key=ISSUE_CLOUD,
-            translation_placeholders={
-                "name": subentry.title if subentry else subentry_id,
-                "stages": stages,
-            },
-            data={"subentry_id": subentry_id},
+            ISSUE_CLOUD,
+            {"name": subentry.title if subentry else subentry_id, "stages": stages},
+            fix_for=subentry_id,
         )
