@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from unittest.mock import PropertyMock, patch
 
 from homeassistant.core import HomeAssistant
@@ -263,3 +264,16 @@ async def stub_home(
 def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
     """Snapshots with Home Assistant's serializer: registry ids become ANY."""
     return snapshot.use_extension(HomeAssistantSnapshotExtension)
+
+
+@pytest.fixture
+async def media(hass: HomeAssistant, tmp_path: Path) -> Path:
+    """Give Home Assistant a media folder and an allowlisted folder of recordings."""
+    folder = tmp_path / "media"
+    folder.mkdir()
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    hass.config.media_dirs.clear()
+    hass.config.media_dirs["local"] = str(folder)
+    hass.config.allowlist_external_dirs = {str(folder), str(recordings)}
+    return tmp_path

@@ -36,19 +36,6 @@ from tests.conftest import StubHome
 from tests.pipeline_helpers import CommandEvents, async_run_speech
 
 
-@pytest.fixture
-async def media(hass: HomeAssistant, tmp_path: Path) -> Path:
-    """A media folder and an allowlisted folder of recordings."""
-    folder = tmp_path / "media"
-    folder.mkdir()
-    recordings = tmp_path / "recordings"
-    recordings.mkdir()
-    hass.config.media_dirs.clear()
-    hass.config.media_dirs["local"] = str(folder)
-    hass.config.allowlist_external_dirs = {str(folder), str(recordings)}
-    return tmp_path
-
-
 async def call(
     hass: HomeAssistant, service: str, user: User | None = None, **data: Any
 ) -> dict[str, Any]:

@@ -30,19 +30,6 @@ from tests.conftest import StubHome
 SENTENCE = "Dinner is ready in the kitchen."
 
 
-@pytest.fixture
-async def media(voice_hass: HomeAssistant, tmp_path: Path) -> Path:
-    """Give Home Assistant a media folder and an allowlisted folder of recordings."""
-    folder = tmp_path / "media"
-    folder.mkdir()
-    recordings = tmp_path / "recordings"
-    recordings.mkdir()
-    voice_hass.config.media_dirs.clear()
-    voice_hass.config.media_dirs["local"] = str(folder)
-    voice_hass.config.allowlist_external_dirs = {str(folder), str(recordings)}
-    return tmp_path
-
-
 async def call(hass: HomeAssistant, service: str, **data: Any) -> dict[str, Any]:
     """Call an action of the integration and return its response."""
     response = await hass.services.async_call(
