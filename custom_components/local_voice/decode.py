@@ -31,6 +31,8 @@ PROTOCOLS: Final = "file,pipe"
 # /proc is missing, ffmpeg reads the descriptor as a stream.
 OWN_FDS: Final = Path("/proc/self/fd")
 OWN_STDIN: Final = OWN_FDS / "0"
+# Looked up once, at import: not on the event loop for every call.
+HAS_OWN_FDS: Final = OWN_FDS.is_dir()
 READ_SIZE: Final = 65536
 STDERR_TAIL_LINES: Final = 5
 
@@ -62,7 +64,7 @@ def open_checked(path: Path, allowed: Callable[[Path], bool]) -> Opened | None:
     keep = False
     try:
         link = OWN_FDS / str(fd)
-        where = link.readlink() if OWN_FDS.exists() else path.resolve()
+        where = link.readlink() if HAS_OWN_FDS else path.resolve()
         if not allowed(where):
             return None
         regular = stat.S_ISREG(os.fstat(fd).st_mode)
@@ -92,7 +94,7 @@ async def async_decode(
     """
     limit = max_seconds * RATE * SAMPLE_BYTES
     source = "pipe:0"
-    if fd is not None and OWN_STDIN.exists():
+    if fd is not None and HAS_OWN_FDS:
         source = f"file:{OWN_STDIN}"
     command = [
         ffmpeg,
