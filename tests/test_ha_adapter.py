@@ -28,6 +28,7 @@ from custom_components.local_voice import ha_adapter
 from custom_components.local_voice.ha_adapter import (
     EndedRun,
     RunWatch,
+    async_agent_intents,
     async_agent_sentences,
     async_forget_replies,
     async_match_intent,
@@ -229,6 +230,11 @@ async def test_default_agent_matches_without_acting(
     templates = await async_agent_sentences(hass, "en")
     assert any("turn" in t for t in templates)
     assert await async_agent_sentences(hass, "xx") == []
+    intents = await async_agent_intents(hass, "en")
+    assert intents is not None
+    assert "HassTurnOn" in intents.intents
+    assert "the" in intents.expansion_rules
+    assert await async_agent_intents(hass, "xx") is None
 
     found = await async_match_intent(
         hass,

@@ -16,7 +16,8 @@ fails in CI instead of silently in a home:
   removes those of chosen engines.
 - assist_pipeline's debug recording folder (its YAML configuration).
 - the default conversation agent's matching (`DefaultAgent`): matching a
-  sentence without acting on it, and the words of its sentences.
+  sentence without acting on it, its parsed sentences (hassil `Intents`) and
+  their words.
 - the pipeline store's type, for typing only.
 """
 
@@ -29,6 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from hassil.intents import Intents
 from hassil.recognize import RecognizeResult
 from homeassistant.components.assist_pipeline.const import (
     CONF_DEBUG_RECORDING_DIR,
@@ -275,22 +277,28 @@ def _default_agent(hass: HomeAssistant) -> DefaultAgent | None:
     return agent if isinstance(agent, DefaultAgent) else None
 
 
+async def async_agent_intents(hass: HomeAssistant, language: str) -> Intents | None:
+    """Return the default agent's intents for a language (hassil's, parsed).
+
+    The same object the agent matches with: read it, never change it.
+    """
+    if (agent := _default_agent(hass)) is None:
+        return None
+    loaded = await agent.async_get_or_load_intents(language)
+    return None if loaded is None else loaded.intents
+
+
 async def async_agent_sentences(hass: HomeAssistant, language: str) -> list[str]:
     """Return the templates of the default agent's sentences and expansion rules."""
-    if (agent := _default_agent(hass)) is None:
-        return []
-    loaded = await agent.async_get_or_load_intents(language)
-    if loaded is None:
+    if (intents := await async_agent_intents(hass, language)) is None:
         return []
     templates = [
         text
-        for known in loaded.intents.intents.values()
+        for known in intents.intents.values()
         for data in known.data
         for text in data.sentence_texts
     ]
-    templates.extend(
-        rule.text or "" for rule in loaded.intents.expansion_rules.values()
-    )
+    templates.extend(rule.text or "" for rule in intents.expansion_rules.values())
     return templates
 
 
