@@ -10,6 +10,7 @@ purpose. Everything about speech is tested against the real servers.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 import contextlib
 from dataclasses import dataclass, field
 from functools import partial
@@ -139,6 +140,9 @@ class Behaviour:
     """What the stub does with requests; change it while it runs."""
 
     transcript: str = "Turn on the kitchen light."
+    # When set, the transcript of each request's audio (a stand-in that
+    # hears as much of a sentence as it was sent).
+    heard: Callable[[bytes], str] | None = None
     stall: bool = False
     # Seconds to wait before answering.
     answer_delay: float = 0
@@ -225,7 +229,13 @@ class _Handler(AsyncEventHandler):
         if self._info.wake:
             await self.write_event(NotDetected().event())
             return
-        await self.write_event(Transcript(text=self._behaviour.transcript).event())
+        behaviour = self._behaviour
+        text = (
+            behaviour.transcript
+            if behaviour.heard is None
+            else behaviour.heard(bytes(self._audio))
+        )
+        await self.write_event(Transcript(text=text).event())
 
 
 class StubServer:

@@ -12,9 +12,11 @@ from homeassistant.helpers import config_validation as cv, issue_registry as ir
 from homeassistant.helpers.typing import ConfigType
 
 from .assistant import Assistant
+from .closest import CommandSpace
 from .command_log import CommandLog
 from .const import DOMAIN, SUBENTRY_ASSISTANT, SUBENTRY_PROVIDER
 from .coordinator import ProviderCoordinator
+from .grammar import Grammar
 from .ha_adapter import RunWatch, debug_recording_dir
 from .issues import async_raise_issue
 from .models import LocalVoiceConfigEntry, LocalVoiceData
@@ -25,9 +27,11 @@ from .provider import Provider, provider_title
 from .retention import Kept, Retention
 from .services import async_setup_services
 from .sync import assistant_entity_id, async_sync_assistant
+from .understanding import Understanding
 
 PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
+    Platform.CONVERSATION,
     Platform.SENSOR,
     Platform.STT,
     Platform.TTS,
@@ -118,11 +122,14 @@ def _runtime_data(
     kept = partial(_kept, hass, assistants)
     runs = RunWatch(hass)
     retention = Retention(hass, kept, runs)
+    names = NameRepair(hass)
     return LocalVoiceData(
         providers=coordinators,
         assistants=assistants,
         audit=PrivacyAudit(hass, entry),
-        names=NameRepair(hass),
+        names=names,
+        grammar=Grammar(hass),
+        understanding=Understanding(hass, names, CommandSpace(hass)),
         runs=runs,
         command_log=CommandLog(hass, kept, retention.async_reported),
         retention=retention,
@@ -159,6 +166,7 @@ def _stop_services(data: LocalVoiceData) -> CALLBACK_TYPE:
         data.runs.async_stop()
         data.command_log.async_stop()
         data.retention.async_stop()
+        data.understanding.forget()
 
     return stop
 

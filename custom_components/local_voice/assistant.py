@@ -9,7 +9,7 @@ letting the text-to-speech say a sentence that the speech-to-text must hear.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import MISSING, asdict, dataclass, field
 import re
@@ -23,10 +23,12 @@ from homeassistant.exceptions import HomeAssistantError
 from wyoming.audio import AudioChunkConverter, AudioFormat
 
 from .chain import ProviderHandle, SttChain, TtsChain, WakeChain
-from .early_end import ENDED_BY_SILENCE, ENDED_EARLY, Ending
+from .early_end import ENDED_BY_SILENCE, ENDED_EARLY, ENDED_READY, Ending
 from .language import base_language
 from .names import Repair
+from .protected import Protection
 from .provider import Offer
+from .understanding import ASKED, Outcome
 
 CONF_STT_PROVIDERS = "stt_providers"
 CONF_TTS_PROVIDERS = "tts_providers"
@@ -43,6 +45,8 @@ CONF_TTS_CACHE_SECONDS = "tts_cache_seconds"
 CONF_REPAIR_NAMES = "repair_names"
 CONF_EARLY_END = "early_end"
 CONF_COMMAND_TEXT = "command_text"
+CONF_PROTECTED = "protected_entities"
+CONF_UNPROTECTED = "unprotected_entities"
 DEFAULT_TTS_CACHE_SECONDS = 60
 
 RECENT_REPAIRS = 10
@@ -112,6 +116,18 @@ class AssistantSettings:
     # Put what was said and answered in the local_voice_command event, which
     # the recorder keeps (command_log.py). Off: the event carries no text.
     command_text: bool = False
+    # Entities whose commands are asked about besides the default ones
+    # (locks, garage doors, gates, door covers, valves), and entities never
+    # asked about (protected.py).
+    protected_entities: tuple[str, ...] = ()
+    unprotected_entities: tuple[str, ...] = ()
+
+    @property
+    def protection(self) -> Protection:
+        """Return the entities the user protected and unprotected."""
+        return Protection(
+            frozenset(self.protected_entities), frozenset(self.unprotected_entities)
+        )
 
     @classmethod
     def default(cls, key: str) -> Any:
@@ -129,7 +145,7 @@ class AssistantSettings:
             if key not in data:
                 continue
             value = data[key]
-            if key in _PROVIDER_LISTS:
+            if key in _LISTS:
                 value = tuple(value or ())
             elif key == CONF_KNOWN_PROVIDERS:
                 value = None if value is None else tuple(value)
@@ -143,13 +159,19 @@ class AssistantSettings:
     def as_data(self) -> dict[str, Any]:
         """Return the subentry's data."""
         data = asdict(self)
-        for key in (*_PROVIDER_LISTS, CONF_KNOWN_PROVIDERS):
+        for key in (*_LISTS, CONF_KNOWN_PROVIDERS):
             if data[key] is not None:
                 data[key] = list(data[key])
         return data
 
 
-_PROVIDER_LISTS = (CONF_STT_PROVIDERS, CONF_TTS_PROVIDERS, CONF_WAKE_PROVIDERS)
+_LISTS = (
+    CONF_STT_PROVIDERS,
+    CONF_TTS_PROVIDERS,
+    CONF_WAKE_PROVIDERS,
+    CONF_PROTECTED,
+    CONF_UNPROTECTED,
+)
 
 
 @dataclass(slots=True)
@@ -161,17 +183,20 @@ class Assistant:
     stt: SttChain
     tts: TtsChain
     wake: WakeChain
-    # Name repairs made; the last few are kept (with what was heard) only
-    # when the user keeps transcripts, for diagnostics.
+    # Repairs made; the last few are kept (with what was heard) only when
+    # the user keeps transcripts, for diagnostics.
     repair_count: int = 0
     repairs: deque[Repair] = field(default_factory=lambda: deque(maxlen=RECENT_REPAIRS))
     # How each command's audio ended: counts, and the last few (no text).
     endings: dict[str, int] = field(
-        default_factory=lambda: {ENDED_EARLY: 0, ENDED_BY_SILENCE: 0}
+        default_factory=lambda: {ENDED_EARLY: 0, ENDED_READY: 0, ENDED_BY_SILENCE: 0}
     )
     recent_endings: deque[Ending] = field(
         default_factory=lambda: deque(maxlen=RECENT_ENDINGS)
     )
+    # What the agent did: questions asked and how they were answered,
+    # repairs by kind (understanding.py).
+    understood: Counter[str] = field(default_factory=Counter)
     # One transcription action at a time (services.py).
     transcribing: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -180,10 +205,17 @@ class Assistant:
         self.endings[ending.how] = self.endings.get(ending.how, 0) + 1
         self.recent_endings.append(ending)
 
-    def note_repair(self, repair: Repair) -> None:
-        """Count a repair; keep it only when transcripts may be kept."""
-        self.repair_count += 1
-        if self.settings.keep_debug_runs:
+    def note_outcome(self, outcome: Outcome, repair: Repair | None) -> None:
+        """Count what the agent did; keep a repair only when transcripts may be kept."""
+        if outcome.asked:
+            self.understood[ASKED] += 1
+        if outcome.answer is not None:
+            self.understood[outcome.answer] += 1
+        if outcome.repaired is not None and not outcome.asked:
+            # Acted on: at once, or after a "yes".
+            self.understood[f"repaired_{outcome.repaired}"] += 1
+            self.repair_count += 1
+        if repair is not None and self.settings.keep_debug_runs:
             self.repairs.append(repair)
 
     @classmethod

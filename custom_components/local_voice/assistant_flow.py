@@ -34,10 +34,12 @@ from .assistant import (
     CONF_POOLED,
     CONF_PREFER_LOCAL_INTENTS,
     CONF_PREFERRED,
+    CONF_PROTECTED,
     CONF_REPAIR_NAMES,
     CONF_STT_PROVIDERS,
     CONF_TTS_CACHE_SECONDS,
     CONF_TTS_PROVIDERS,
+    CONF_UNPROTECTED,
     CONF_VOICE,
     CONF_WAKE_PROVIDERS,
     CONF_WAKE_WORD,
@@ -76,6 +78,10 @@ SWITCHES = (
     CONF_COMMAND_TEXT,
 )
 SERVER_VOICE = "default"
+
+
+def _entities() -> selector.EntitySelector:
+    return selector.EntitySelector(selector.EntitySelectorConfig(multiple=True))
 
 
 @dataclass(slots=True)
@@ -271,6 +277,12 @@ class AssistantForm:
                     CONF_PREFER_LOCAL_INTENTS,
                     default=self._setting(CONF_PREFER_LOCAL_INTENTS),
                 ): bool,
+                vol.Optional(
+                    CONF_PROTECTED, default=list(self._setting(CONF_PROTECTED))
+                ): _entities(),
+                vol.Optional(
+                    CONF_UNPROTECTED, default=list(self._setting(CONF_UNPROTECTED))
+                ): _entities(),
             }
         )
 
@@ -295,6 +307,8 @@ class AssistantForm:
                 CONF_WAKE_WORD: None if wake_word == NO_WAKE_WORD else wake_word,
                 CONF_CONVERSATION_ENGINE: agent,
                 CONF_PREFER_LOCAL_INTENTS: user_input[CONF_PREFER_LOCAL_INTENTS],
+                CONF_PROTECTED: user_input.get(CONF_PROTECTED, []),
+                CONF_UNPROTECTED: user_input.get(CONF_UNPROTECTED, []),
                 CONF_KNOWN_PROVIDERS: list(self.providers),
             }
         )

@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 import time
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from homeassistant.components.assist_pipeline import PipelineEventType
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
@@ -33,11 +33,18 @@ from .const import DOMAIN
 from .ha_adapter import EndedRun
 from .retention import Kept
 
+if TYPE_CHECKING:
+    from .understanding import Outcome
+
 EVENT_COMMAND: Final = f"{DOMAIN}_command"
 
 SPEECH_END: Final = "speech_end"
 SYNTHESIS: Final = "synthesis"
 FIRST_AUDIO: Final = "first_audio"
+# What the assistant's agent did (understanding.py).
+ASKED: Final = "asked"
+ANSWERED: Final = "answered"
+REPAIRED: Final = "repaired"
 
 # How long after a run's end its answer's first audio may still come: the
 # event waits for it this long at most, when a synthesis was started.
@@ -52,7 +59,8 @@ class Mark:
     conversation_id: str
     kind: str
     at: float
-    ending: str | None = None
+    # How the speech ended, how a question was answered, which repair.
+    detail: str | None = None
 
 
 def _ms(start: float | None, end: float | None) -> int | None:
@@ -83,7 +91,7 @@ class CommandLog:
 
     @callback
     def note(
-        self, kind: str, at: float | None = None, ending: str | None = None
+        self, kind: str, at: float | None = None, detail: str | None = None
     ) -> None:
         """Note a moment of the run this code runs in, if it runs in one."""
         session = chat_session.current_session.get()
@@ -91,13 +99,23 @@ class CommandLog:
             return  # not part of a pipeline run (an action, a test sentence)
         self._marks.append(
             Mark(
-                session.conversation_id, kind, time.time() if at is None else at, ending
+                session.conversation_id, kind, time.time() if at is None else at, detail
             )
         )
         if kind == FIRST_AUDIO:
             for run, _timer in list(self._waiting.values()):
                 if _conversation_id(run) == session.conversation_id:
                     self.async_ended(run)
+
+    @callback
+    def note_outcome(self, outcome: Outcome) -> None:
+        """Note what the agent did with the run's sentence."""
+        if outcome.asked:
+            self.note(ASKED)
+        if outcome.answer is not None:
+            self.note(ANSWERED, detail=outcome.answer)
+        if outcome.repaired is not None and not outcome.asked:
+            self.note(REPAIRED, detail=outcome.repaired)
 
     @callback
     def async_ended(self, run: EndedRun) -> None:
@@ -167,6 +185,7 @@ class CommandLog:
         if synthesized and not audio and not waited:
             return None
         speech_end = speech[-1].at if speech else None
+        during = [m for m in marks if started <= m.at <= ended]
         first_audio = min(audio) if audio else None
         if first_audio is None and run.first(PipelineEventType.TTS_END):
             # Spoken from Home Assistant's cache: ready when the run named it.
@@ -199,7 +218,12 @@ class CommandLog:
             "language": data(PipelineEventType.RUN_START).get("language"),
             "success": not error and not unfinished and response_type != "error",
             "error_code": error_code,
-            "ended": speech[-1].ending if speech else None,
+            "ended": speech[-1].detail if speech else None,
+            "asked": any(m.kind == ASKED for m in during),
+            "confirmation": next(
+                (m.detail for m in during if m.kind == ANSWERED), None
+            ),
+            "repaired": next((m.detail for m in during if m.kind == REPAIRED), None),
             "speech_to_transcript_ms": _ms(speech_end, at(PipelineEventType.STT_END)),
             "speech_to_intent_ms": _ms(speech_end, at(PipelineEventType.INTENT_END)),
             "speech_to_first_audio_ms": _ms(speech_end, first_audio),

@@ -1,15 +1,21 @@
-"""Ending a spoken command as soon as it is whole.
+"""Ending a spoken command as soon as it is whole, and not before.
 
 Home Assistant ends a live command only after a stretch of silence: about
 1.3 s after the speaker stops, here. An STT entity gets the audio as it comes
 and may answer whenever it is sure, so an assistant's STT watches the audio
 itself. At a short pause it transcribes what it has on the side, while the
-audio keeps flowing to the main request. When the local agent matches that
-transcript as a complete command with real, exposed targets (matching only,
-nothing is executed) and the speaker has not started again, the STT answers
-with it at once. Otherwise it keeps listening and Home Assistant's own end
-applies. A partial sentence ("turn on the ...") does not match, so a pause
-inside a sentence never cuts the speaker off.
+audio keeps flowing to the main request.
+
+- The STT answers at once only when the local agent matches that transcript
+  as a complete command with real, exposed targets (matching only, nothing
+  is executed), no longer sentence of the home starts with it (grammar.py),
+  it is not protected, and the speaker has not started again. A partial
+  sentence ("turn on the ...") does not match, and "turn off the heater" may
+  still become "... in 10 minutes", so a pause never cuts a command short.
+- Otherwise Home Assistant's own end applies; when the speaker said nothing
+  after the last look, the look's transcript is the command's, and the STT
+  answers with it at that end instead of waiting for the server to
+  transcribe the whole command again.
 
 The voice activity detector is microVAD (pymicro-vad), which Home Assistant
 ships for its own pipeline: about 0.13 ms of CPU per 10 ms of audio.
@@ -58,8 +64,11 @@ MAX_TRIALS = 4
 # Sound heard while a look was under way that means the speaker went on.
 RESUMED_SECONDS = 0.1
 
-# How a command's audio ended, as kept in the assistant's record.
+# How a command's audio ended, as kept in the assistant's record: early,
+# at Home Assistant's end with the transcript of a look already there, or
+# at Home Assistant's end with the whole command's transcript.
 ENDED_EARLY = "early"
+ENDED_READY = "ready"
 ENDED_BY_SILENCE = "silence"
 
 
@@ -192,7 +201,12 @@ class EarlyEnd:
         self.trials = 0
         self._look_ms: float | None = None
         self._check_ms: float | None = None
-        self.found: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self.found: asyncio.Future[str] = loop.create_future()
+        # The last look's transcript and the sound frames it covered.
+        self._heard: tuple[str, int] | None = None
+        # Set when Home Assistant ends the command's audio.
+        self._stream_done: asyncio.Future[None] = loop.create_future()
 
     @property
     def seconds(self) -> float:
@@ -224,6 +238,8 @@ class EarlyEnd:
                     name="local_voice early end",
                 )
             yield chunk
+        if not self._stream_done.done():
+            self._stream_done.set_result(None)
 
     async def _look(self, audio: bytes, sound_frames: int) -> None:
         """Transcribe the audio so far; answer with it if it is a whole command."""
@@ -233,6 +249,7 @@ class EarlyEnd:
             heard = time.perf_counter()
             if not text or self._went_on(sound_frames):
                 return  # nothing heard, or the speaker went on meanwhile
+            self._heard = (text, sound_frames)
             answer = await self._complete(text)
             if answer and not self._went_on(sound_frames):
                 self._look_ms = round((heard - started) * 1000, 1)
@@ -243,6 +260,13 @@ class EarlyEnd:
             _LOGGER.exception("Could not look at a pause in a command")
         finally:
             self._trial = None
+
+    def _ready(self) -> str | None:
+        """Return the last look's transcript if the speaker said nothing after it."""
+        if self._heard is None:
+            return None
+        text, sound_frames = self._heard
+        return None if self._went_on(sound_frames) else text
 
     def _went_on(self, sound_frames: int) -> bool:
         """Return True when sound was heard after a look started."""
@@ -257,6 +281,8 @@ class EarlyEnd:
                 await trial
         if not self.found.done():
             self.found.cancel()
+        if not self._stream_done.done():
+            self._stream_done.cancel()
 
     async def async_run(self, main: Awaitable[str | None]) -> tuple[str | None, Ending]:
         """Return the early answer or the main request's, and how it ended.
@@ -265,7 +291,7 @@ class EarlyEnd:
         through watch(); it is cancelled when the command ends early.
         """
         request: asyncio.Future[str | None] = asyncio.ensure_future(main)
-        waiting: set[asyncio.Future[Any]] = {request, self.found}
+        waiting: set[asyncio.Future[Any]] = {request, self.found, self._stream_done}
         left_to_end = False
         try:
             await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
@@ -283,6 +309,23 @@ class EarlyEnd:
                     self._check_ms,
                     self._detector.sound_at,
                 )
+            if not request.done() and self._stream_done.done():
+                # Home Assistant ended the command. When nothing was heard
+                # after the last look, its transcript is the whole command's:
+                # no need to wait for the server to transcribe it all again.
+                if (trial := self._trial) is not None:
+                    pending: set[asyncio.Future[Any]] = {request, trial}
+                    await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                if not request.done() and (ready := self._ready()) is not None:
+                    request.cancel()
+                    request.add_done_callback(_retrieve)
+                    left_to_end = True
+                    return ready, Ending(
+                        ENDED_READY,
+                        round(self.seconds, 2),
+                        self.trials,
+                        speech_end=self._detector.sound_at,
+                    )
             return await request, Ending(
                 ENDED_BY_SILENCE,
                 round(self.seconds, 2),

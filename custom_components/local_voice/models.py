@@ -12,11 +12,13 @@ if TYPE_CHECKING:
     from .command_log import CommandLog
     from .coordinator import ProviderCoordinator
     from .entity import LocalVoiceEntity
+    from .grammar import Grammar
     from .ha_adapter import RunWatch
     from .names import NameRepair
     from .privacy import PrivacyAudit
     from .provider import Provider
     from .retention import Retention
+    from .understanding import Understanding
 
 
 @dataclass(slots=True)
@@ -24,15 +26,19 @@ class LocalVoiceData:
     """A loaded entry: its providers and assistants (by subentry id), its services.
 
     The services are made once per entry and handed to the entities that use
-    them: `names` repairs transcripts, `command_log` turns each run into an
-    event, `retention` removes what may not be kept, `runs` hears the
-    assistants' runs end, `audit` judges where audio goes.
+    them: `names` repairs transcripts, `grammar` tells whether a longer
+    command may follow, `understanding` decides what the assistants' agents
+    do, `command_log` turns each run into an event, `retention` removes what
+    may not be kept, `runs` hears the assistants' runs end, `audit` judges
+    where audio goes.
     """
 
     providers: dict[str, ProviderCoordinator]
     assistants: dict[str, Assistant]
     audit: PrivacyAudit
     names: NameRepair
+    grammar: Grammar
+    understanding: Understanding
     runs: RunWatch
     command_log: CommandLog
     retention: Retention

@@ -45,6 +45,7 @@ from .ha_adapter import (
     async_match_sentence_trigger,
 )
 from .language import base_language
+from .protected import NAME_SLOTS, constraints_of
 
 LANGUAGES = frozenset({"en"})
 
@@ -67,8 +68,6 @@ MAX_WORDS = 30
 # checks made here therefore use a device id of their own, which names no
 # device (so no area context either) and shares no cache entry with a run.
 CHECK_DEVICE_ID = f"{DOMAIN}_check"
-# Slots of the default agent's sentences that hold a name.
-NAME_SLOTS = ("name", "area", "floor")
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 
@@ -112,6 +111,8 @@ class Repair:
     score: float
     intent: str
     milliseconds: float
+    # "name" for a name put right, "command" for a whole command.
+    kind: str = "name"
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +290,18 @@ class NameRepair:
             self.hass, conversation_input(text, language, device_id), strict=strict
         )
 
+    async def async_match(self, text: str, language: str) -> RecognizeResult | None:
+        """Match a sentence with exposed names only, with no speaker's context."""
+        return await self._recognize(text, language)
+
+    async def async_names_the_untouchable(self, text: str, language: str) -> bool:
+        """Return whether a sentence names something Assist knows but may not touch.
+
+        Such a sentence is no mishearing: it is left for the agent to refuse.
+        """
+        loose = await self._recognize(text, language, strict=False)
+        return loose is not None and not loose.unmatched_entities
+
     async def async_is_sentence_trigger(self, text: str, language: str) -> bool:
         """Return whether an automation's own sentence matches the text."""
         return await async_match_sentence_trigger(
@@ -305,29 +318,7 @@ class NameRepair:
             return False
         if not set(NAME_SLOTS) & result.entities.keys():
             return True
-        domains: set[str] = set()
-        required = result.intent_data.requires_context.get("domain")
-        if "domain" in result.entities:
-            domains.add(str(result.entities["domain"].value))
-        elif isinstance(required, list):
-            domains.update(str(d) for d in required)
-        elif isinstance(required, str):
-            domains.add(required)
-        device_class = result.entities.get("device_class")
-
-        def value(slot: str) -> str | None:
-            entity = result.entities.get(slot)
-            return str(entity.value) if entity is not None else None
-
-        constraints = intent.MatchTargetsConstraints(
-            name=value("name"),
-            area_name=value("area"),
-            floor_name=value("floor"),
-            domains=domains or None,
-            device_classes=[str(device_class.value)] if device_class else None,
-            assistant=conversation.DOMAIN,
-        )
-        return intent.async_match_targets(self.hass, constraints).is_match
+        return intent.async_match_targets(self.hass, constraints_of(result)).is_match
 
     async def async_command_as_is(self, text: str, language: str) -> bool:
         """Return whether the text is a command as it is: the local agent
@@ -348,10 +339,7 @@ class NameRepair:
             return None
         if not checked and await self.async_command_as_is(heard, language):
             return None
-        # A sentence that names something Assist knows but may not touch is
-        # left for the agent to refuse.
-        loose = await self._recognize(heard, language, strict=False)
-        if loose is not None and not loose.unmatched_entities:
+        if await self.async_names_the_untouchable(heard, language):
             return None
         matches = list(_WORD.finditer(heard))
         if len(matches) > MAX_WORDS:

@@ -3,7 +3,8 @@
 A provider's sensors give the probe's round trip and the last real request.
 An assistant's give, after each spoken command, the time from the end of
 speech to the transcript, to the agent's answer and to the first audio of
-the spoken reply, and count its commands and the failed ones. They follow
+the spoken reply, and count its commands, the failed ones, the questions
+asked, the commands confirmed, declined and repaired. They follow
 the `local_voice_command` event (command_log.py).
 """
 
@@ -61,6 +62,20 @@ COMMAND_LATENCIES = (
 )
 COMMANDS = "commands"
 FAILED_COMMANDS = "failed_commands"
+QUESTIONS = "questions"
+CONFIRMED = "confirmed_commands"
+DECLINED = "declined_commands"
+REPAIRED = "repaired_commands"
+# Which commands each count takes, by the command's event.
+COUNTED: dict[str, Callable[[dict[str, object]], bool]] = {
+    COMMANDS: lambda data: True,
+    FAILED_COMMANDS: lambda data: not data.get("success"),
+    QUESTIONS: lambda data: bool(data.get("asked")),
+    CONFIRMED: lambda data: data.get("confirmation") == "confirmed",
+    # Declined, or met with silence.
+    DECLINED: lambda data: data.get("confirmation") in ("declined", "no_answer"),
+    REPAIRED: lambda data: bool(data.get("repaired")),
+}
 
 
 class ProviderLatency(ProviderEntity, SensorEntity):
@@ -144,13 +159,13 @@ class CommandLatency(CommandFigure):
 
 
 class CommandCount(CommandFigure):
-    """How many commands (or failed ones) the assistant took."""
+    """How many commands of a kind the assistant took: all, failed, asked about..."""
 
     _attr_state_class = SensorStateClass.TOTAL_INCREASING
     _attr_native_value = 0
 
     def _take(self, data: dict[str, object]) -> bool:
-        if self.translation_key == FAILED_COMMANDS and data.get("success"):
+        if not COUNTED[str(self.translation_key)](data):
             return False
         current = self._attr_native_value
         self._attr_native_value = (current if isinstance(current, int) else 0) + 1
@@ -163,7 +178,6 @@ async_setup_entry = status_platform(
     ],
     lambda entry, subentry: [
         *(CommandLatency(subentry, key) for key in COMMAND_LATENCIES),
-        CommandCount(subentry, COMMANDS),
-        CommandCount(subentry, FAILED_COMMANDS),
+        *(CommandCount(subentry, key) for key in COUNTED),
     ],
 )

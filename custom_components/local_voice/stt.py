@@ -5,17 +5,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterable
 import logging
 
-from homeassistant.components import conversation, stt
+from homeassistant.components import stt
+from homeassistant.helpers import chat_session
 from homeassistant.helpers.device_registry import DeviceInfo
 from wyoming.audio import AudioFormat
 
 from .assistant import Assistant
 from .chain import SttChain, Vocabulary
-from .command_log import SPEECH_END, CommandLog
-from .early_end import ENDED_EARLY, EarlyEnd
+from .command_log import SPEECH_END
+from .early_end import EarlyEnd
 from .entity import LocalVoiceEntity, speech_platform
 from .models import LocalVoiceData
-from .names import NameRepair
+from .names import words
+from .protected import asks_for
+from .understanding import NO_ANSWER
 
 PARALLEL_UPDATES = 0
 
@@ -92,7 +95,11 @@ class LocalVoiceSttEntity(LocalVoiceEntity[SttChain], stt.SpeechToTextEntity):
 
 
 class AssistantSttEntity(LocalVoiceSttEntity):
-    """An assistant's speech-to-text: steered, repaired, and ended early."""
+    """An assistant's speech-to-text: steered, and ended early when that is safe.
+
+    It reports what was heard; the assistant's agent repairs and asks
+    (understanding.py).
+    """
 
     def __init__(
         self,
@@ -101,14 +108,15 @@ class AssistantSttEntity(LocalVoiceSttEntity):
         unique_id: str,
         device: DeviceInfo,
         *,
-        names: NameRepair,
-        command_log: CommandLog,
+        data: LocalVoiceData,
     ) -> None:
-        """Keep the assistant (settings, record of repairs) and the entry's services."""
+        """Keep the assistant (settings, record) and the entry's services."""
         super().__init__(chain, unique_id, device)
         self.assistant = assistant
-        self._names = names
-        self._command_log = command_log
+        self._names = data.names
+        self._grammar = data.grammar
+        self._understanding = data.understanding
+        self._command_log = data.command_log
 
     @classmethod
     def for_assistant(
@@ -119,15 +127,8 @@ class AssistantSttEntity(LocalVoiceSttEntity):
         unique_id: str,
         device: DeviceInfo,
     ) -> AssistantSttEntity:
-        """Make the assistant's entity with the entry's name repair and command log."""
-        return cls(
-            assistant,
-            chain,
-            unique_id,
-            device,
-            names=data.names,
-            command_log=data.command_log,
-        )
+        """Make the assistant's entity with the entry's services."""
+        return cls(assistant, chain, unique_id, device, data=data)
 
     async def _async_vocabulary(self, language: str) -> Vocabulary:
         try:
@@ -144,6 +145,8 @@ class AssistantSttEntity(LocalVoiceSttEntity):
         vocabulary: Vocabulary,
     ) -> str | None:
         """Transcribe, answering at a pause that ends a whole command."""
+        session = chat_session.current_session.get()
+        conversation_id = session.conversation_id if session is not None else None
 
         async def look(audio: bytes) -> str | None:
             return await self.chain.async_transcribe_once(
@@ -153,7 +156,14 @@ class AssistantSttEntity(LocalVoiceSttEntity):
         async def complete(text: str) -> str | None:
             return await self._async_whole_command(text, language)
 
-        early = EarlyEnd(look, complete, looking=self.assistant.settings.early_end)
+        answering = conversation_id is not None and (
+            self._understanding.waiting_for_answer(conversation_id)
+        )
+        early = EarlyEnd(
+            look,
+            complete,
+            looking=self.assistant.settings.early_end and not answering,
+        )
         text, ending = await early.async_run(
             self.chain.async_transcribe(
                 early.watch(stream), audio_format, language, vocabulary
@@ -162,49 +172,34 @@ class AssistantSttEntity(LocalVoiceSttEntity):
         self.assistant.note_ending(ending)
         if ending.speech_end is not None:
             self._command_log.note(SPEECH_END, ending.speech_end, ending.how)
-        if ending.how == ENDED_EARLY or not text:
-            # An early answer was already understood (or repaired).
-            return text
-        return await self._async_understood(text, language)
+        if answering and not words(text or ""):
+            # Silence after a question is its answer: the agent says so.
+            text = NO_ANSWER
+        if text and conversation_id is not None:
+            self._understanding.note_spoken(conversation_id, text)
+        return text
 
     async def _async_whole_command(self, text: str, language: str) -> str | None:
-        """Return the text to answer with when it is a whole command, else None.
+        """Return the text when it is a whole command to answer with at once.
 
-        Whole means the local agent matches it, with targets that exist and
-        are exposed, or an automation's sentence does; or a name repair
-        makes it so.
+        Whole means the local agent matches it as heard, with exposed targets
+        that exist; no longer sentence of this home starts with it (the
+        speaker may be saying an area, a delay, a position or a longer name
+        next); and it is not protected (a question is no shortcut). A sentence
+        that only a repair would make a command waits for the normal end.
         """
-        if await self._names.async_command_as_is(text, language):
-            return text
-        understood = await self._async_understood(text, language, checked=True)
-        return understood if understood != text else None
-
-    async def _async_understood(
-        self, text: str, language: str, *, checked: bool = False
-    ) -> str:
-        """Return the transcript with misheard names put right, if any.
-
-        `checked`: it is known to be no command as it is.
-        """
+        result = await self._names.async_match(text, language)
+        if result is None or not await self._names.async_understood(text, language):
+            return None
         settings = self.assistant.settings
-        # Repair judges by Home Assistant's own agent: another agent (a
-        # language model) reads the transcript as heard.
-        if (
-            not settings.repair_names
-            or settings.conversation_engine != conversation.HOME_ASSISTANT_AGENT
-        ):
-            return text
-        try:
-            repair = await self._names.async_repair(text, language, checked=checked)
-        except Exception:
-            # A repair is a help, never a reason to lose the command.
-            _LOGGER.exception("Could not repair the names in a transcript")
-            return text
-        if repair is None:
-            return text
-        _LOGGER.debug("Repaired %r as %r", repair.heard, repair.text)
-        self.assistant.note_repair(repair)
-        return repair.text
+        if asks_for(self.hass, result, settings.protection):
+            return None
+        # Every command is the start of its delayed form ("... in 10
+        # minutes"), which no device's lack of timers makes safe to cut: the
+        # command would be done at once instead of later, or not at all.
+        if await self._grammar.async_goes_on(text, language, timers=True):
+            return None
+        return text
 
 
 async_setup_entry = speech_platform(

@@ -7,7 +7,7 @@ from typing import Any
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 
-from .assistant import Assistant, agent_languages, default_wake_word
+from .assistant import DEFAULT_AGENT, Assistant, agent_languages, default_wake_word
 from .const import DOMAIN
 from .entity import unique_id
 from .language import best_match
@@ -17,7 +17,7 @@ from .pipeline import Desired, pipeline_manager
 def assistant_entity_id(
     hass: HomeAssistant, domain: str, subentry_id: str
 ) -> str | None:
-    """Return the entity id of an assistant's STT, TTS or wake word entity."""
+    """Return the entity id of an assistant's STT, TTS, wake word entity or agent."""
     return er.async_get(hass).async_get_entity_id(
         domain, DOMAIN, unique_id(subentry_id, domain)
     )
@@ -45,6 +45,18 @@ def effective_voice(assistant: Assistant) -> str | None:
     return None
 
 
+def _ours(hass: HomeAssistant, engine: str) -> bool:
+    """Return whether an agent is Home Assistant's own or one of Local Voice's.
+
+    Either way the assistant's own agent goes in front: picking an
+    assistant's agent by hand must not bypass its questions.
+    """
+    if engine == DEFAULT_AGENT:
+        return True
+    entry = er.async_get(hass).async_get(engine)
+    return entry is not None and entry.platform == DOMAIN
+
+
 def desired_pipeline(hass: HomeAssistant, assistant: Assistant) -> Desired:
     """Return the pipeline fields an assistant calls for.
 
@@ -53,7 +65,18 @@ def desired_pipeline(hass: HomeAssistant, assistant: Assistant) -> Desired:
     """
     settings = assistant.settings
     language = settings.language
-    agent = agent_languages(hass, settings.conversation_engine)
+    engine, prefer_local_intents = (
+        settings.conversation_engine,
+        settings.prefer_local_intents,
+    )
+    if _ours(hass, engine) and (
+        own := assistant_entity_id(hass, "conversation", assistant.subentry_id)
+    ):
+        # The assistant's agent stands in front of the default agent and
+        # hands it every command: the pipeline must not act on local intents
+        # before the agent could ask.
+        engine, prefer_local_intents = own, False
+    agent = agent_languages(hass, engine)
     conversation_language = (
         language if agent is None else best_match(hass, language, sorted(agent))
     ) or language
@@ -62,7 +85,7 @@ def desired_pipeline(hass: HomeAssistant, assistant: Assistant) -> Desired:
     wake_entity = assistant_entity_id(hass, "wake_word", assistant.subentry_id)
     wake_word = effective_wake_word(assistant) if wake_entity else None
     fields: dict[str, Any] = {
-        "conversation_engine": settings.conversation_engine,
+        "conversation_engine": engine,
         "conversation_language": conversation_language,
         "language": language,
         "name": settings.name,
@@ -81,7 +104,7 @@ def desired_pipeline(hass: HomeAssistant, assistant: Assistant) -> Desired:
         "tts_voice": effective_voice(assistant) if tts_engine else None,
         "wake_word_entity": wake_entity if wake_word else None,
         "wake_word_id": wake_word,
-        "prefer_local_intents": settings.prefer_local_intents,
+        "prefer_local_intents": prefer_local_intents,
     }
     return Desired(fields=fields, preferred=settings.preferred)
 

@@ -1,0 +1,143 @@
+"""The assistant's conversation agent: repair, ask, then Home Assistant's agent.
+
+One agent per assistant, in its pipeline. understanding.py decides what to
+do with each sentence; this entity says it or hands the command to Home
+Assistant's default agent, which acts and answers as it always does.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+from homeassistant.components import conversation
+from homeassistant.const import MATCH_ALL
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import intent
+from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .assistant import Assistant, agent_languages
+from .command_log import CommandLog
+from .entity import assistant_device, unique_id
+from .models import LocalVoiceConfigEntry
+from .understanding import Decision, Outcome, Understanding
+
+PARALLEL_UPDATES = 0
+
+_LOGGER = logging.getLogger(__name__)
+
+# The unique id key of an assistant's agent.
+AGENT_KEY = "conversation"
+COULD_NOT = "Sorry, I could not understand that, so I did nothing."
+
+
+class AssistantConversationEntity(conversation.ConversationEntity):
+    """An assistant's agent, in front of Home Assistant's default agent."""
+
+    _attr_has_entity_name = True
+    _attr_name = None
+    _attr_should_poll = False
+
+    def __init__(
+        self,
+        assistant: Assistant,
+        understanding: Understanding,
+        command_log: CommandLog,
+        device: DeviceInfo,
+    ) -> None:
+        """Serve one assistant with the entry's understanding and command log."""
+        self.assistant = assistant
+        self._understanding = understanding
+        self._command_log = command_log
+        self._attr_unique_id = unique_id(assistant.subentry_id, AGENT_KEY)
+        self._attr_device_info = device
+
+    @property
+    def supported_languages(self) -> list[str] | Literal["*"]:
+        """Return the default agent's languages: it does the understanding."""
+        languages = agent_languages(self.hass, conversation.HOME_ASSISTANT_AGENT)
+        return MATCH_ALL if languages is None else sorted(languages)
+
+    async def _async_handle_message(
+        self,
+        user_input: conversation.ConversationInput,
+        chat_log: conversation.ChatLog,
+    ) -> conversation.ConversationResult:
+        """Say the question or refusal, or hand the command on."""
+        settings = self.assistant.settings
+        try:
+            decision = await self._understanding.async_decide(
+                user_input,
+                chat_log.conversation_id,
+                protection=settings.protection,
+                repair=settings.repair_names,
+            )
+        except Exception:
+            # Nothing is done on a sentence that could not be judged: a
+            # protected command must not slip through a failure.
+            _LOGGER.exception("Could not judge %r", user_input.text)
+            return self._say(
+                user_input,
+                chat_log,
+                Decision(Outcome(), speech=COULD_NOT),
+                error=True,
+            )
+        self.assistant.note_outcome(decision.outcome, decision.repair)
+        self._command_log.note_outcome(decision.outcome)
+        if decision.command is None:
+            return self._say(user_input, chat_log, decision)
+        return await conversation.async_converse(
+            self.hass,
+            decision.command,
+            chat_log.conversation_id,
+            user_input.context,
+            language=user_input.language,
+            agent_id=conversation.HOME_ASSISTANT_AGENT,
+            device_id=user_input.device_id,
+            satellite_id=user_input.satellite_id,
+        )
+
+    def _say(
+        self,
+        user_input: conversation.ConversationInput,
+        chat_log: conversation.ChatLog,
+        decision: Decision,
+        *,
+        error: bool = False,
+    ) -> conversation.ConversationResult:
+        speech = decision.speech or ""
+        response = intent.IntentResponse(language=user_input.language)
+        if error:
+            response.async_set_error(intent.IntentResponseErrorCode.UNKNOWN, speech)
+        else:
+            response.async_set_speech(speech)
+        chat_log.async_add_assistant_content_without_tools(
+            conversation.AssistantContent(agent_id=self.entity_id, content=speech)
+        )
+        return conversation.ConversationResult(
+            response=response,
+            conversation_id=chat_log.conversation_id,
+            continue_conversation=decision.question,
+        )
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: LocalVoiceConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add an agent for each assistant."""
+    data = entry.runtime_data
+    for subentry_id, assistant in data.assistants.items():
+        async_add_entities(
+            [
+                AssistantConversationEntity(
+                    assistant,
+                    data.understanding,
+                    data.command_log,
+                    assistant_device(entry.subentries[subentry_id]),
+                )
+            ],
+            config_subentry_id=subentry_id,
+        )

@@ -1,0 +1,392 @@
+"""What an assistant's agent makes of a sentence: act on it, repair it, or ask.
+
+The assistant's conversation agent (conversation.py) stands in front of
+Home Assistant's default agent, which still does all the acting: its
+intents, answers and sentence triggers stay as they are. In front of it:
+
+- A command it understands as heard is handed on, unless it is protected
+  (protected.py): then the assistant says it as a question ("Unlock the
+  front door?") and keeps the conversation open; "yes" hands it on, anything
+  else, or no answer at all, leaves things as they are, and says so.
+- A command it does not understand is repaired, in English: first the names
+  (names.py), then the whole command (closest.py: verbs and numbers too).
+  A repair never reverses what the speaker said (lock/unlock, open/close,
+  on/off, arm/disarm, also inside names). It is acted on only when it is
+  clearly the closest command, harmless, and adds no direction the speaker
+  did not say; when it is only close, or protected, it is asked about;
+  otherwise the sentence goes to the default agent as heard, which refuses
+  it as before.
+- What was typed by an administrator, or sent by an automation, is not
+  asked about: neither was misheard, and an administrator may change any
+  of it anyway.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from enum import StrEnum
+import logging
+import time
+
+from hassil.recognize import RecognizeResult
+from homeassistant.components import conversation
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import intent
+
+from .closest import CommandSpace, flips, polarity
+from .ha_adapter import async_match_intent
+from .language import base_language
+from .names import LANGUAGES, NameRepair, Repair, words
+from .protected import NAME_SLOTS, Protection, asks_for, constraints_of
+
+_LOGGER = logging.getLogger(__name__)
+
+# A question is answered in the conversation that asked it, within this time.
+QUESTION_SECONDS = 60.0
+# Conversations whose last sentence was heard by an assistant's STT.
+SPOKEN_KEPT = 64
+# Words that say yes, alone or together ("yes please", "sure, do it").
+YES_WORDS = frozenset(
+    {
+        "yes",
+        "yeah",
+        "yep",
+        "yup",
+        "sure",
+        "ok",
+        "okay",
+        "confirm",
+        "confirmed",
+        "correct",
+        "right",
+        "affirmative",
+        "please",
+        "do",
+        "it",
+        "go",
+        "ahead",
+        "absolutely",
+    }
+)
+# At least one of these must be said: "please" or "it" alone is no yes.
+YES_HEADS = frozenset(
+    {
+        "yes",
+        "yeah",
+        "yep",
+        "yup",
+        "sure",
+        "ok",
+        "okay",
+        "confirm",
+        "confirmed",
+        "correct",
+        "right",
+        "affirmative",
+        "do",
+        "go",
+        "absolutely",
+    }
+)
+# Whole-command repair: a proposal this alike is acted on when no other
+# meaning comes within MARGIN of it; one this alike is asked about.
+ACT_SCORE = 0.85
+ASK_SCORE = 0.7
+MARGIN = 0.08
+# Proposals matched by the default agent at most, best first.
+MAX_PROPOSALS = 5
+
+
+# What an assistant's STT reports when a question was met with silence.
+NO_ANSWER = "…"
+# The record's name for a question asked.
+ASKED = "asked"
+
+
+class Answer(StrEnum):
+    """How a question was answered."""
+
+    CONFIRMED = "confirmed"
+    DECLINED = "declined"
+    NO_ANSWER = "no_answer"
+
+
+class Repaired(StrEnum):
+    """Which repair made a sentence a command."""
+
+    NAME = "name"
+    COMMAND = "command"
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """A command waiting for its "yes"."""
+
+    text: str
+    asked_at: float
+    repaired: Repaired | None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What the agent did with one sentence (the record; no words)."""
+
+    asked: bool = False
+    answer: Answer | None = None
+    repaired: Repaired | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The agent's answer to a sentence: its own speech, or a command to hand on."""
+
+    outcome: Outcome
+    # Hand this sentence to the default agent...
+    command: str | None = None
+    # ...or say this, keeping the conversation open when it is a question.
+    speech: str | None = None
+    question: bool = False
+    repair: Repair | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Proposal:
+    text: str
+    kind: Repaired
+    # Whether it may be acted on without a question.
+    sure: bool
+    repair: Repair
+
+
+def says_yes(text: str) -> bool:
+    """Return whether an answer is a yes: yes words only, one of them a real yes."""
+    said = words(text)
+    return bool(said) and set(said) <= YES_WORDS and bool(set(said) & YES_HEADS)
+
+
+def as_question(text: str) -> str:
+    """Return a command as a question: "Unlock the front door?"."""
+    text = text.strip().rstrip(".!?").strip()
+    return f"{text[:1].upper()}{text[1:]}?"
+
+
+def _as_clause(text: str) -> str:
+    text = text.strip().rstrip(".!?").strip()
+    return f"{text[:1].lower()}{text[1:]}"
+
+
+def _meaning(result: RecognizeResult) -> tuple[str, frozenset[tuple[str, str]]]:
+    return (
+        result.intent.name,
+        frozenset((k, str(e.value)) for k, e in result.entities.items()),
+    )
+
+
+class Understanding:
+    """Decide, sentence by sentence, what each assistant's agent does."""
+
+    def __init__(
+        self, hass: HomeAssistant, names: NameRepair, commands: CommandSpace
+    ) -> None:
+        """Use the entry's name repair and the home's command space."""
+        self.hass = hass
+        self._names = names
+        self._commands = commands
+        self._questions: dict[str, Question] = {}
+        self._spoken: OrderedDict[str, str] = OrderedDict()
+
+    def note_spoken(self, conversation_id: str, text: str) -> None:
+        """Note that an assistant's STT heard this sentence in this conversation."""
+        self._spoken.pop(conversation_id, None)
+        self._spoken[conversation_id] = text
+        while len(self._spoken) > SPOKEN_KEPT:
+            self._spoken.popitem(last=False)
+
+    def waiting_for_answer(self, conversation_id: str) -> bool:
+        """Return whether a question of this conversation waits for its answer."""
+        question = self._questions.get(conversation_id)
+        return question is not None and not self._expired(question)
+
+    def _expired(self, question: Question) -> bool:
+        return time.monotonic() - question.asked_at > QUESTION_SECONDS
+
+    def forget(self) -> None:
+        """Drop every open question (the entry unloads)."""
+        self._questions.clear()
+        self._spoken.clear()
+
+    async def async_decide(
+        self,
+        user_input: conversation.ConversationInput,
+        conversation_id: str,
+        *,
+        protection: Protection,
+        repair: bool,
+    ) -> Decision:
+        """Decide what to do with a sentence of a conversation; nothing is done here."""
+        spoken = self._spoken.pop(conversation_id, None) is not None
+        question = self._questions.pop(conversation_id, None)
+        if question is not None and not self._expired(question):
+            return self._answered(question, user_input.text)
+        text = user_input.text
+        language = user_input.language
+        may_skip = not spoken and await self._async_trusted(user_input)
+
+        if await self._names.async_is_sentence_trigger(text, language):
+            return Decision(Outcome(), command=text)
+        result = await self._async_match(user_input, text)
+        if result is not None and self._understood(result):
+            if not may_skip and asks_for(self.hass, result, protection):
+                return self._ask(conversation_id, text, None, None)
+            return Decision(Outcome(), command=text)
+
+        proposal = (
+            await self._async_repair(user_input, text)
+            if repair and base_language(language) in LANGUAGES
+            else None
+        )
+        if proposal is None:
+            # The default agent refuses it, or says what it does not know.
+            return Decision(Outcome(), command=text)
+        repaired = await self._async_match(user_input, proposal.text)
+        if repaired is None or not self._understood(repaired):
+            return Decision(Outcome(), command=text)
+        if not proposal.sure or asks_for(self.hass, repaired, protection):
+            return self._ask(
+                conversation_id, proposal.text, proposal.kind, proposal.repair
+            )
+        return Decision(
+            Outcome(repaired=proposal.kind),
+            command=proposal.text,
+            repair=proposal.repair,
+        )
+
+    def _ask(
+        self,
+        conversation_id: str,
+        text: str,
+        kind: Repaired | None,
+        repair: Repair | None,
+    ) -> Decision:
+        self._questions[conversation_id] = Question(text, time.monotonic(), kind)
+        return Decision(
+            Outcome(asked=True, repaired=kind),
+            speech=as_question(text),
+            question=True,
+            repair=repair,
+        )
+
+    def _answered(self, question: Question, answer: str) -> Decision:
+        if says_yes(answer):
+            return Decision(
+                Outcome(answer=Answer.CONFIRMED, repaired=question.repaired),
+                command=question.text,
+            )
+        if not words(answer):
+            return Decision(
+                Outcome(answer=Answer.NO_ANSWER),
+                speech=f"No answer, so I won't {_as_clause(question.text)}.",
+            )
+        return Decision(
+            Outcome(answer=Answer.DECLINED),
+            speech=f"OK, I won't {_as_clause(question.text)}.",
+        )
+
+    async def _async_trusted(self, user_input: conversation.ConversationInput) -> bool:
+        """Return whether the sentence came from an administrator or an automation.
+
+        A satellite's or a browser's command always carries its device or its
+        user; an automation's `conversation.process` carries neither.
+        """
+        user_id = user_input.context.user_id
+        if user_id is None:
+            return user_input.device_id is None and user_input.satellite_id is None
+        user = await self.hass.auth.async_get_user(user_id)
+        return user is not None and user.is_admin
+
+    async def _async_match(
+        self, user_input: conversation.ConversationInput, text: str
+    ) -> RecognizeResult | None:
+        """Match a sentence as the default agent would for this speaker."""
+        return await async_match_intent(
+            self.hass,
+            conversation.ConversationInput(
+                text=text,
+                context=user_input.context,
+                conversation_id=None,
+                device_id=user_input.device_id,
+                satellite_id=user_input.satellite_id,
+                language=user_input.language,
+                agent_id=conversation.HOME_ASSISTANT_AGENT,
+            ),
+            strict=False,
+        )
+
+    def _understood(self, result: RecognizeResult) -> bool:
+        """Return whether a match acts on exposed targets that exist."""
+        if result.unmatched_entities:
+            return False
+        if not set(NAME_SLOTS) & result.entities.keys():
+            return True
+        return intent.async_match_targets(self.hass, constraints_of(result)).is_match
+
+    async def _async_repair(
+        self, user_input: conversation.ConversationInput, heard: str
+    ) -> _Proposal | None:
+        """Return the command the speaker most likely meant, or None."""
+        language = user_input.language
+        started = time.perf_counter()
+        name_repair = await self._names.async_repair(heard, language, checked=True)
+        if name_repair is not None and not flips(heard, name_repair.text):
+            return _Proposal(
+                name_repair.text,
+                Repaired.NAME,
+                sure=not _adds_direction(heard, name_repair.text),
+                repair=name_repair,
+            )
+        if await self._names.async_names_the_untouchable(heard, language):
+            return None
+        ranked: list[tuple[float, str, RecognizeResult]] = []
+        seen: set[tuple[str, frozenset[tuple[str, str]]]] = set()
+        for proposal in await self._commands.async_closest(
+            heard, language, limit=MAX_PROPOSALS
+        ):
+            if flips(heard, proposal.text):
+                continue
+            result = await self._names.async_match(proposal.text, language)
+            if result is None or not self._understood(result):
+                continue
+            if (meaning := _meaning(result)) in seen:
+                continue
+            seen.add(meaning)
+            ranked.append((proposal.score, proposal.text, result))
+        if not ranked or ranked[0][0] < ASK_SCORE:
+            return None
+        score, text, result = ranked[0]
+        runner_up = ranked[1][0] if len(ranked) > 1 else 0.0
+        sure = (
+            score >= ACT_SCORE
+            and score - runner_up >= MARGIN
+            and not _adds_direction(heard, text)
+        )
+        return _Proposal(
+            text,
+            Repaired.COMMAND,
+            sure=sure,
+            repair=Repair(
+                heard=heard.strip(),
+                text=text,
+                span=heard.strip(),
+                name=text,
+                score=round(score, 3),
+                intent=result.intent.name,
+                milliseconds=round((time.perf_counter() - started) * 1000, 1),
+                kind=Repaired.COMMAND,
+            ),
+        )
+
+
+def _adds_direction(heard: str, proposed: str) -> bool:
+    """Return whether a proposal says a direction the speaker did not say."""
+    return bool(polarity(proposed) - polarity(heard))
