@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from homeassistant.components import stt
+from homeassistant.components import conversation, stt
 from homeassistant.components.conversation import async_converse
 from homeassistant.components.conversation.agent_manager import async_get_agent
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
@@ -55,6 +55,7 @@ NOT_COMMANDS = [
     for line in (DATA / "not_commands.txt").read_text().splitlines()
     if line and not line.startswith("#")
 ]
+LIGHT = "light.kitchen_light"
 # Things the home has that Assist may not touch.
 UNEXPOSED = {
     "cover.garage_door": "Garage Door",
@@ -266,7 +267,7 @@ async def _audio() -> AsyncIterator[bytes]:
 async def test_the_assistant_hears_names_repaired(
     home: HomeAssistant, stub_home: StubHome, hass_client: Any
 ) -> None:
-    """The assistant's STT returns the repaired text; the option turns it off.
+    """The STT reports what was heard; the agent repairs it; the option turns it off.
 
     The server gets the audio exactly as it came, and the home's vocabulary.
     Diagnostics show what was heard only when runs (and so transcripts) are kept.
@@ -280,32 +281,51 @@ async def test_the_assistant_hears_names_repaired(
     result = await _assistant_stt(hass, entry).internal_async_process_audio_stream(
         metadata, _audio()
     )
-    assert result.text == "Turn on the Kitchen Light."
+    assert result.text == "Turn on the kitchen lite."
     behaviour = stub_home.stt.behaviour
     assert behaviour.last_audio == b"".join([bytes([n]) * 320 for n in range(50)])
     sent = behaviour.transcribes[-1]
     assert "Kitchen Light" in sent["transcript_names"]
     assert "Garage Door" not in sent["transcript_names"]
     assert "turn" in sent["transcript_terms"]
+
+    agent = entity_id(
+        hass, "conversation", f"{assistant_subentry(entry).subentry_id}-conversation"
+    )
+
+    async def say(text: str) -> str:
+        answer = await conversation.async_converse(
+            hass, text, None, Context(), language="en", agent_id=agent
+        )
+        return str(answer.response.speech["plain"]["speech"])
+
+    assert await say(result.text) == "Turned on the light"
+    assert hass.states.get(LIGHT).state == "on"
     data = await get_diagnostics_for_config_entry(hass, hass_client, entry)
     (assistant,) = data["assistants"]
     assert assistant["name_repairs"] == {"count": 1, "recent": None}
     assert "lite" not in str(data)
 
     await async_set_assistant(hass, entry, keep_debug_runs=True)
-    await _assistant_stt(hass, entry).internal_async_process_audio_stream(
-        metadata, _audio()
+    agent = entity_id(
+        hass, "conversation", f"{assistant_subentry(entry).subentry_id}-conversation"
     )
+    await say("Turn off the kitchen lite.")
+    assert hass.states.get(LIGHT).state == "off"
     data = await get_diagnostics_for_config_entry(hass, hass_client, entry)
     (recent,) = data["assistants"][0]["name_repairs"]["recent"]
-    assert recent["heard"] == "Turn on the kitchen lite."
-    assert recent["understood"] == "Turn on the Kitchen Light."
+    assert recent["heard"] == "Turn off the kitchen lite."
+    assert recent["understood"] == "Turn off the Kitchen Light."
 
     await async_set_assistant(hass, entry, repair_names=False)
-    result = await _assistant_stt(hass, entry).internal_async_process_audio_stream(
-        metadata, _audio()
+    agent = entity_id(
+        hass, "conversation", f"{assistant_subentry(entry).subentry_id}-conversation"
     )
-    assert result.text == "Turn on the kitchen lite."
+    # Home Assistant's own fuzzy matching may still understand it; nothing
+    # is repaired.
+    await say("Turn on the kitchen lite.")
+    data = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+    assert data["assistants"][0]["name_repairs"]["count"] == 0
 
     # A provider's own entity hands on what its server heard.
     provider_engine = stt.async_get_speech_to_text_entity(
@@ -329,10 +349,10 @@ async def test_a_failing_repair_loses_nothing(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """An error inside the repair hands on the transcript as heard."""
+    """An error inside the repair hands on the sentence as heard; nothing breaks."""
     stub_home.stt.behaviour.transcript = " Turn on the kitchen lite."
 
-    async def broken(*args: Any) -> None:
+    async def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("broken")
 
     monkeypatch.setattr(NameRepair, "async_repair", broken)
@@ -341,6 +361,21 @@ async def test_a_failing_repair_loses_nothing(
         home, stub_home.entry
     ).internal_async_process_audio_stream(english_metadata(), _audio())
     assert result.text == "Turn on the kitchen lite."
+    assert "Could not gather the home's names" in caplog.text
+    agent = entity_id(
+        home,
+        "conversation",
+        f"{assistant_subentry(stub_home.entry).subentry_id}-conversation",
+    )
+    answer = await conversation.async_converse(
+        home,
+        "paint the kitchen lite purple",
+        None,
+        Context(),
+        language="en",
+        agent_id=agent,
+    )
+    assert answer.response.error_code is not None
     assert "Could not repair" in caplog.text
 
 

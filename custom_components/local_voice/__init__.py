@@ -26,7 +26,7 @@ from .privacy import PrivacyAudit
 from .provider import Provider, provider_title
 from .retention import Kept, Retention
 from .services import async_setup_services
-from .sync import assistant_entity_id, async_sync_assistant
+from .sync import assistant_entity_id, async_sync_assistant, is_own_agent
 from .understanding import Understanding
 
 PLATFORMS: list[Platform] = [
@@ -96,6 +96,7 @@ async def _async_probe_providers(
     }
     await asyncio.gather(*(c.async_refresh() for c in coordinators.values()))
     if coordinators and not any(c.last_update_success for c in coordinators.values()):
+        await _async_hand_back_agents(hass)
         raise ConfigEntryNotReady(
             translation_domain=DOMAIN,
             translation_key="no_provider_reachable",
@@ -193,7 +194,14 @@ async def async_unload_entry(hass: HomeAssistant, entry: LocalVoiceConfigEntry) 
     The pipelines stay, as the user's assistants.
     """
     await entry.runtime_data.retention.async_forget_replies()
+    if not hass.is_stopping:
+        await _async_hand_back_agents(hass)
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def _async_hand_back_agents(hass: HomeAssistant) -> None:
+    """Point the pipelines at Home Assistant's agent while the assistants' are away."""
+    await hass.data[DATA_PIPELINES].async_hand_back_agent(partial(is_own_agent, hass))
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: LocalVoiceConfigEntry) -> None:

@@ -21,6 +21,7 @@ from .provider import Provider
 # Pipeline fields that carry a name the user chose or an entity id made from it.
 TO_REDACT = {
     "name",
+    "conversation_engine",
     "stt_engine",
     "tts_engine",
     "wake_word_entity",
@@ -116,6 +117,19 @@ async def async_get_config_entry_diagnostics(
                     ]
                     if assistant.settings.keep_debug_runs
                     else None,
+                },
+                # Questions asked and how they were answered, repairs by
+                # kind: counts only.
+                "understanding": {
+                    key: assistant.understood.get(key, 0)
+                    for key in (
+                        "asked",
+                        "confirmed",
+                        "declined",
+                        "no_answer",
+                        "repaired_name",
+                        "repaired_command",
+                    )
                 },
                 # Which way each command's audio ended; never what was said.
                 "command_endings": {

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import logging
 from typing import Any, TypedDict
 
+from homeassistant.components import conversation
 from homeassistant.components.assist_pipeline import (
     Pipeline,
     async_setup_pipeline_store,
@@ -243,6 +244,35 @@ class PipelineManager:
         )
         self._clear_issues(subentry_id)
         await self._async_save()
+
+    async def async_hand_back_agent(self, ours: Callable[[str], bool]) -> None:
+        """Let Home Assistant's own agent answer while the assistants' are away.
+
+        An assistant's agent exists only while the entry is loaded: meanwhile
+        (servers down at start, the entry disabled) its pipeline hands typed
+        commands to the default agent instead of failing. A pipeline changed
+        by hand is left as it is; the next load puts the agent back.
+        """
+        changed = False
+        for record in self.records.values():
+            written = record["written"]
+            if not ours(str(written.get("conversation_engine"))):
+                continue
+            pipeline = self.pipelines.data.get(record["pipeline_id"])
+            if pipeline is None or pipeline_fields(pipeline) != written:
+                continue
+            fields = {
+                **written,
+                "conversation_engine": conversation.HOME_ASSISTANT_AGENT,
+                "prefer_local_intents": True,
+            }
+            record["written"] = fields
+            await self.pipelines.async_update_item(
+                pipeline.id, _without_id(pipeline.to_json() | fields)
+            )
+            changed = True
+        if changed:
+            await self._async_save()
 
     async def async_remove(self, subentry_id: str) -> None:
         """Delete an assistant's pipeline and hand "preferred" back."""

@@ -238,6 +238,8 @@ def audit_pipeline(
         if not engine or engine == conversation.HOME_ASSISTANT_AGENT:
             continue
         domain = _integration(hass, engine)
+        if domain == DOMAIN and stage == "conversation":
+            continue  # an assistant's agent: Home Assistant's, in this process
         if domain == DOMAIN:
             for provider in providers_of(engine):
                 judge(stage, engine, provider.host, "the Wyoming server")

@@ -45,14 +45,8 @@ def effective_voice(assistant: Assistant) -> str | None:
     return None
 
 
-def _ours(hass: HomeAssistant, engine: str) -> bool:
-    """Return whether an agent is Home Assistant's own or one of Local Voice's.
-
-    Either way the assistant's own agent goes in front: picking an
-    assistant's agent by hand must not bypass its questions.
-    """
-    if engine == DEFAULT_AGENT:
-        return True
+def is_own_agent(hass: HomeAssistant, engine: str) -> bool:
+    """Return whether an agent is one of Local Voice's assistants' agents."""
     entry = er.async_get(hass).async_get(engine)
     return entry is not None and entry.platform == DOMAIN
 
@@ -69,7 +63,10 @@ def desired_pipeline(hass: HomeAssistant, assistant: Assistant) -> Desired:
         settings.conversation_engine,
         settings.prefer_local_intents,
     )
-    if _ours(hass, engine) and (
+    # Home Assistant's agent, or an assistant's picked by hand: either way the
+    # assistant's own agent goes in front, so that nothing bypasses its
+    # questions.
+    if (engine == DEFAULT_AGENT or is_own_agent(hass, engine)) and (
         own := assistant_entity_id(hass, "conversation", assistant.subentry_id)
     ):
         # The assistant's agent stands in front of the default agent and

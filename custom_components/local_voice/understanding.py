@@ -241,11 +241,14 @@ class Understanding:
                 return self._ask(conversation_id, text, None, None)
             return Decision(Outcome(), command=text)
 
-        proposal = (
-            await self._async_repair(user_input, text)
-            if repair and base_language(language) in LANGUAGES
-            else None
-        )
+        proposal: _Proposal | None = None
+        if repair and base_language(language) in LANGUAGES:
+            try:
+                proposal = await self._async_repair(user_input, text)
+            except Exception:
+                # A repair is a help: the sentence goes on as heard, which
+                # the default agent did not understand either.
+                _LOGGER.exception("Could not repair %r", text)
         if proposal is None:
             # The default agent refuses it, or says what it does not know.
             return Decision(Outcome(), command=text)
