@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from homeassistant.components.assist_pipeline import PipelineEventType
+from homeassistant.components.intent.const import TIMER_DATA
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -21,6 +22,7 @@ from custom_components.local_voice.assistant import Assistant
 from custom_components.local_voice.early_end import (
     ENDED_BY_SILENCE,
     ENDED_EARLY,
+    ENDED_READY,
     MAX_TRIALS,
     PAUSE_SECONDS,
     EarlyEnd,
@@ -162,6 +164,42 @@ async def test_speech_during_a_look_voids_it(espeak: SpeechMaker) -> None:
     assert ending.how == ENDED_BY_SILENCE
 
 
+async def test_the_last_look_is_ready_at_the_end(espeak: SpeechMaker) -> None:
+    """At Home Assistant's end, the last look's transcript answers at once.
+
+    Only a look the speaker said nothing after counts: the one after the
+    second half, not the one at the pause between the halves.
+    """
+    speech = (
+        silence(0.5)
+        + espeak.espeak("turn off the heater")
+        + silence(0.6)
+        + espeak.espeak("in ten minutes")
+        + silence(1)
+    )
+    looks: list[int] = []
+
+    async def transcribe(audio: bytes) -> str:
+        looks.append(len(audio))
+        return f"look {len(looks)}"
+
+    async def complete(text: str) -> str | None:
+        return None
+
+    early = EarlyEnd(transcribe, complete)
+
+    async def main() -> str:
+        async for _ in early.watch(_stream(speech, [])):
+            pass
+        await asyncio.sleep(30)  # the server still transcribing it all
+        return "the main request's text"
+
+    async with asyncio.timeout(10):
+        text, ending = await early.async_run(main())
+    assert (text, ending.how) == (f"look {len(looks)}", ENDED_READY)
+    assert len(looks) == 2
+
+
 async def test_a_failing_look_loses_nothing(
     espeak: SpeechMaker, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -259,7 +297,7 @@ async def test_a_cancelled_command_leaves_no_task(espeak: SpeechMaker) -> None:
 async def test_spoken_commands_end_early_and_pauses_are_waited_for(
     voice_hass: HomeAssistant, demo_voice_entry: MockConfigEntry, speech: SpeechMaker
 ) -> None:
-    """A whole command answers at its pause; a pause inside a sentence does not.
+    """No pause cuts a command short; a whole command's transcript is ready at the end.
 
     Each through the real pipeline in real time with 3 s of silence after it,
     checked by what happened to the light, the pipeline's events and the
@@ -291,10 +329,32 @@ async def test_spoken_commands_end_early_and_pauses_are_waited_for(
 
     # espeak-ng says a sentence the same way every time; Piper samples noise,
     # and one unlucky sample ("Pern on the kitchen light") is matched only by
-    # the agent's fuzzy stage, which is no reason to end early.
+    # the agent's fuzzy stage. A whole command may still go on ("... in 10
+    # minutes"), so it is not cut at its pause; at Home Assistant's end the
+    # look's transcript is ready.
     whole = speech.espeak("Turn on the kitchen light.")
-    assert (await say(whole)).how == ENDED_EARLY
+    assert (await say(whole)).how == ENDED_READY
     assert hass.states.get(light).state == "on"
+
+    # "Turn off the heater ... in 10 minutes": the pause is looked at and
+    # the first part is a whole command, yet nothing is done before the end.
+    heater = "switch.heater"
+    await hass.services.async_call(
+        "switch", "turn_on", {"entity_id": heater}, blocking=True
+    )
+    delayed = (
+        speech.espeak("Turn off the heater")
+        + silence(0.45)
+        + speech.espeak("in 10 minutes.")
+    )
+    ending = await say(delayed)
+    assert ending.how != ENDED_EARLY
+    assert ending.trials >= 1
+    assert hass.states.get(heater).state == "on"
+    timers = hass.data[TIMER_DATA]
+    assert len(timers.timers) == 1
+    for timer_id in list(timers.timers):
+        timers.cancel_timer(timer_id)
 
     # "Set the living room blinds ... to 50 percent": the pause is looked
     # at and refused (the first half is no command). A pause much over half
@@ -318,7 +378,7 @@ async def test_spoken_commands_end_early_and_pauses_are_waited_for(
     # The pipeline hands speech-to-text only the audio after the detection,
     # so a word said without a breath after "Alexa" may be cut.
     wake = speech.espeak("Alexa.") + silence(0.4) + whole
-    assert (await say(wake, wake_word=True)).how == ENDED_EARLY
+    assert (await say(wake, wake_word=True)).how == ENDED_READY
     assert hass.states.get(light).state == "on"
 
     await async_set_assistant(hass, entry, early_end=False)
@@ -327,4 +387,4 @@ async def test_spoken_commands_end_early_and_pauses_are_waited_for(
     )
     assert (await say(whole)).how == ENDED_BY_SILENCE
     assert hass.states.get(light).state == "on"
-    assert assistant().endings == {ENDED_EARLY: 0, ENDED_BY_SILENCE: 1}
+    assert assistant().endings == {ENDED_EARLY: 0, ENDED_READY: 0, ENDED_BY_SILENCE: 1}
