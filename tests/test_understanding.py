@@ -108,11 +108,11 @@ async def test_protected_commands_ask_and_yes_acts(
     [
         ("No.", "OK, I won't unlock the front door."),
         ("cancel", "OK, I won't unlock the front door."),
-        ("turn on the kitchen light", "OK, I won't unlock the front door."),
-        ("yes, no", "OK, I won't unlock the front door."),
-        ("please", "OK, I won't unlock the front door."),
+        ("no thanks", "OK, I won't unlock the front door."),
         (NO_ANSWER, "No answer, so I won't unlock the front door."),
         ("", "No answer, so I won't unlock the front door."),
+        ("yes, no", "OK, I won't unlock the front door. Sorry, I couldn't"),
+        ("please", "OK, I won't unlock the front door. Sorry, I couldn't"),
     ],
 )
 async def test_anything_but_yes_declines(
@@ -127,13 +127,35 @@ async def test_anything_but_yes_declines(
     agent = _agent(hass, stub_home)
     asked = await _say(hass, agent, "unlock the front door")
     declined = await _say(hass, agent, answer, asked.conversation_id)
-    assert _speech(declined) == speech
+    assert _speech(declined).startswith(speech)
     assert declined.continue_conversation is False
     assert home.made() == []
     # The question is gone: a late "yes" is a sentence like any other.
     late = await _say(hass, agent, "yes", asked.conversation_id)
     assert late.continue_conversation is False
     assert home.made() == []
+
+
+async def test_another_command_is_no_answer_and_goes_its_own_way(
+    voice_hass: HomeAssistant, stub_home: StubHome, home: Calls
+) -> None:
+    """A command instead of an answer declines, then is taken as a command."""
+    hass = voice_hass
+    agent = _agent(hass, stub_home)
+    asked = await _say(hass, agent, "unlock the front door")
+    other = await _say(hass, agent, "turn off the kitchen light", asked.conversation_id)
+    assert _speech(other) == "OK, I won't unlock the front door. Turned off the light"
+    assert home.made() == [("light", "turn_off", ["light.kitchen_light"])]
+    # An unlock instead of an answer is asked about in turn.
+    asked = await _say(hass, agent, "unlock the front door")
+    again = await _say(hass, agent, "unlock the back door", asked.conversation_id)
+    assert _speech(again) == "OK, I won't unlock the front door. Unlock the back door?"
+    assert again.continue_conversation is True
+    await _say(hass, agent, "yes", again.conversation_id)
+    assert sorted(home.made()) == [
+        ("light", "turn_off", ["light.kitchen_light"]),
+        ("lock", "unlock", ["lock.back_door"]),
+    ]
 
 
 async def test_an_old_question_is_not_answered(

@@ -87,7 +87,7 @@ class AssistantConversationEntity(conversation.ConversationEntity):
         self._command_log.note_outcome(decision.outcome)
         if decision.command is None:
             return self._say(user_input, chat_log, decision)
-        return await conversation.async_converse(
+        result = await conversation.async_converse(
             self.hass,
             decision.command,
             chat_log.conversation_id,
@@ -97,6 +97,10 @@ class AssistantConversationEntity(conversation.ConversationEntity):
             device_id=user_input.device_id,
             satellite_id=user_input.satellite_id,
         )
+        if decision.preface is not None:
+            speech = result.response.speech.get("plain", {}).get("speech", "")
+            result.response.async_set_speech(f"{decision.preface} {speech}".strip())
+        return result
 
     def _say(
         self,
@@ -106,7 +110,7 @@ class AssistantConversationEntity(conversation.ConversationEntity):
         *,
         error: bool = False,
     ) -> conversation.ConversationResult:
-        speech = decision.speech or ""
+        speech = " ".join(part for part in (decision.preface, decision.speech) if part)
         response = intent.IntentResponse(language=user_input.language)
         if error:
             response.async_set_error(intent.IntentResponseErrorCode.UNKNOWN, speech)

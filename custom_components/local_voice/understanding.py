@@ -24,7 +24,7 @@ intents, answers and sentence triggers stay as they are. In front of it:
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 import logging
 import time
@@ -89,6 +89,32 @@ YES_HEADS = frozenset(
         "absolutely",
     }
 )
+# Words that say no, alone or together ("no thanks", "cancel that").
+NO_WORDS = frozenset(
+    {
+        "no",
+        "nope",
+        "nah",
+        "cancel",
+        "stop",
+        "don't",
+        "dont",
+        "do",
+        "not",
+        "never",
+        "mind",
+        "thanks",
+        "thank",
+        "you",
+        "that",
+        "it",
+        "now",
+        "please",
+    }
+)
+NO_HEADS = frozenset(
+    {"no", "nope", "nah", "cancel", "stop", "don't", "dont", "never", "not"}
+)
 # Whole-command repair: a proposal this alike is acted on when no other
 # meaning comes within MARGIN of it; one this alike is asked about.
 ACT_SCORE = 0.85
@@ -148,6 +174,8 @@ class Decision:
     speech: str | None = None
     question: bool = False
     repair: Repair | None = None
+    # Said first: the answer to a question that the sentence did not answer.
+    preface: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +191,12 @@ def says_yes(text: str) -> bool:
     """Return whether an answer is a yes: yes words only, one of them a real yes."""
     said = words(text)
     return bool(said) and set(said) <= YES_WORDS and bool(set(said) & YES_HEADS)
+
+
+def says_no(text: str) -> bool:
+    """Return whether an answer is a plain no: no words only, one of them a real no."""
+    said = words(text)
+    return bool(said) and set(said) <= NO_WORDS and bool(set(said) & NO_HEADS)
 
 
 def as_question(text: str) -> str:
@@ -227,8 +261,44 @@ class Understanding:
         """Decide what to do with a sentence of a conversation; nothing is done here."""
         spoken = self._spoken.pop(conversation_id, None) is not None
         question = self._questions.pop(conversation_id, None)
-        if question is not None and not self._expired(question):
-            return self._answered(question, user_input.text)
+        if question is None or self._expired(question):
+            return await self._async_decide(
+                user_input, conversation_id, spoken, protection, repair
+            )
+        text = user_input.text
+        if says_yes(text):
+            return Decision(
+                Outcome(answer=Answer.CONFIRMED, repaired=question.repaired),
+                command=question.text,
+            )
+        if not words(text):
+            return Decision(
+                Outcome(answer=Answer.NO_ANSWER),
+                speech=f"No answer, so I won't {_as_clause(question.text)}.",
+            )
+        declined = f"OK, I won't {_as_clause(question.text)}."
+        if says_no(text):
+            return Decision(Outcome(answer=Answer.DECLINED), speech=declined)
+        # Something else was said: not the answer, so no; and a sentence of
+        # its own, which goes its own way (it may ask in turn).
+        decision = await self._async_decide(
+            user_input, conversation_id, spoken, protection, repair
+        )
+        return replace(
+            decision,
+            outcome=replace(decision.outcome, answer=Answer.DECLINED),
+            preface=declined,
+        )
+
+    async def _async_decide(
+        self,
+        user_input: conversation.ConversationInput,
+        conversation_id: str,
+        spoken: bool,
+        protection: Protection,
+        repair: bool,
+    ) -> Decision:
+        """Decide what to do with a sentence that answers no question."""
         text = user_input.text
         language = user_input.language
         may_skip = not spoken and await self._async_trusted(user_input)
@@ -278,22 +348,6 @@ class Understanding:
             speech=as_question(text),
             question=True,
             repair=repair,
-        )
-
-    def _answered(self, question: Question, answer: str) -> Decision:
-        if says_yes(answer):
-            return Decision(
-                Outcome(answer=Answer.CONFIRMED, repaired=question.repaired),
-                command=question.text,
-            )
-        if not words(answer):
-            return Decision(
-                Outcome(answer=Answer.NO_ANSWER),
-                speech=f"No answer, so I won't {_as_clause(question.text)}.",
-            )
-        return Decision(
-            Outcome(answer=Answer.DECLINED),
-            speech=f"OK, I won't {_as_clause(question.text)}.",
         )
 
     async def _async_trusted(self, user_input: conversation.ConversationInput) -> bool:
