@@ -209,6 +209,22 @@ def explained(page: Page, develop: Develop, shots: Path, step: str) -> Iterator[
         ) from err
 
 
+def open_assist(page: Page, develop: Develop, shots: Path) -> Locator:
+    """Log in, open the Assist dialog; return its microphone button."""
+    with explained(page, develop, shots, "login"):
+        page.goto(develop.url)
+        page.locator("input[name=username]").fill(develop.username)
+        page.locator("input[name=password]").fill(develop.password)
+        page.keyboard.press("Enter")
+        page.wait_for_url("**/home/overview", timeout=60_000)
+
+    with explained(page, develop, shots, "open-assist"):
+        page.keyboard.press("a")
+        mic = page.get_by_role("button", name=MICROPHONE)
+        mic.wait_for(timeout=30_000)
+    return mic
+
+
 def test_assist_dialog_in_a_browser(
     chromium: str, develop_hass: Develop, microphone: Path, tmp_path: Path
 ) -> None:
@@ -224,17 +240,7 @@ def test_assist_dialog_in_a_browser(
             context = browser.new_context(permissions=["microphone"], viewport=VIEWPORT)
             page = context.new_page()
 
-            with explained(page, develop_hass, tmp_path, "login"):
-                page.goto(develop_hass.url)
-                page.locator("input[name=username]").fill(develop_hass.username)
-                page.locator("input[name=password]").fill(develop_hass.password)
-                page.keyboard.press("Enter")
-                page.wait_for_url("**/home/overview", timeout=60_000)
-
-            with explained(page, develop_hass, tmp_path, "open-assist"):
-                page.keyboard.press("a")
-                mic = page.get_by_role("button", name=MICROPHONE)
-                mic.wait_for(timeout=30_000)
+            mic = open_assist(page, develop_hass, tmp_path)
 
             with explained(page, develop_hass, tmp_path, "spoken-command"):
                 with page.expect_response(
@@ -268,6 +274,70 @@ def test_assist_dialog_in_a_browser(
                 assert rest.wait_for_state(LIGHT, "off") == "off", (
                     f"the dialog answered {TURNED_OFF!r} but {LIGHT} is not off"
                 )
+        finally:
+            browser.close()
+            rest.close()
+
+
+LOCK = "lock.front_door"
+QUESTION = "Unlock the front door?"
+# The dialog plays the question, then listens again by itself: the answer
+# comes well after that.
+BEFORE_ANSWER = 8.0
+
+
+@pytest.mark.parametrize(
+    ("answer", "state", "reply"),
+    [
+        ("Yes.", "unlocked", None),
+        ("No.", "locked", "OK, I won't unlock the front door."),
+        (None, "locked", "No answer, so I won't unlock the front door."),
+    ],
+)
+def test_the_dialog_asks_before_unlocking(
+    chromium: str,
+    develop_hass: Develop,
+    tmp_path: Path,
+    answer: str | None,
+    state: str,
+    reply: str | None,
+) -> None:
+    """An unlock said into the dialog is asked about; the dialog listens again.
+
+    The microphone says the command, then (while the dialog speaks the
+    question and listens again, without a click) "yes", "no" or nothing.
+    """
+    maker = SpeechMaker(SERVER_PORTS["piper"], tmp_path)
+    audio = maker.espeak("Unlock the front door.") + silence(BEFORE_ANSWER)
+    if answer is not None:
+        audio = audio + maker.espeak(answer)
+    microphone = tmp_path / "microphone.wav"
+    microphone.write_bytes((audio + silence(TRAILING_SILENCE * 3)).wav())
+    with sync_playwright() as playwright:
+        rest = Rest(playwright, develop_hass)
+        rest.call("lock", "lock", entity_id=LOCK)
+        assert rest.wait_for_state(LOCK, "locked") == "locked"
+        browser = playwright.chromium.launch(
+            executable_path=chromium, args=launch_args(microphone)
+        )
+        try:
+            context = browser.new_context(permissions=["microphone"], viewport=VIEWPORT)
+            page = context.new_page()
+            mic = open_assist(page, develop_hass, tmp_path)
+            with explained(page, develop_hass, tmp_path, "question"):
+                mic.click()
+                expect(page.locator("ha-assist-chat .message.hass").first).to_have_text(
+                    QUESTION, timeout=ANSWER_WITHIN * 1000
+                )
+                assert rest.state(LOCK) == "locked"
+            with explained(page, develop_hass, tmp_path, "answer"):
+                messages = page.locator("ha-assist-chat .message.hass")
+                expect(messages).to_have_count(2, timeout=ANSWER_WITHIN * 1000)
+                if reply is not None:
+                    expect(messages.last).to_have_text(reply)
+                else:
+                    expect(messages.last).not_to_have_text(QUESTION)
+                assert rest.wait_for_state(LOCK, state) == state
         finally:
             browser.close()
             rest.close()
