@@ -209,6 +209,21 @@ def explained(page: Page, develop: Develop, shots: Path, step: str) -> Iterator[
         ) from err
 
 
+@contextlib.contextmanager
+def assist_page(
+    playwright: Playwright, chromium: str, microphone: Path
+) -> Iterator[Page]:
+    """Yield a page of a Chromium whose microphone plays `microphone`."""
+    browser = playwright.chromium.launch(
+        executable_path=chromium, args=launch_args(microphone)
+    )
+    try:
+        context = browser.new_context(permissions=["microphone"], viewport=VIEWPORT)
+        yield context.new_page()
+    finally:
+        browser.close()
+
+
 def open_assist(page: Page, develop: Develop, shots: Path) -> Locator:
     """Log in, open the Assist dialog; return its microphone button."""
     with explained(page, develop, shots, "login"):
@@ -229,17 +244,13 @@ def test_assist_dialog_in_a_browser(
     chromium: str, develop_hass: Develop, microphone: Path, tmp_path: Path
 ) -> None:
     """Speak into Assist's microphone, then type: the light follows, the dialog answers."""
+    stack = contextlib.ExitStack()
     with sync_playwright() as playwright:
         rest = Rest(playwright, develop_hass)
         rest.call("light", "turn_off", entity_id=LIGHT)
         assert rest.wait_for_state(LIGHT, "off") == "off"
-        browser = playwright.chromium.launch(
-            executable_path=chromium, args=launch_args(microphone)
-        )
         try:
-            context = browser.new_context(permissions=["microphone"], viewport=VIEWPORT)
-            page = context.new_page()
-
+            page = stack.enter_context(assist_page(playwright, chromium, microphone))
             mic = open_assist(page, develop_hass, tmp_path)
 
             with explained(page, develop_hass, tmp_path, "spoken-command"):
@@ -275,7 +286,7 @@ def test_assist_dialog_in_a_browser(
                     f"the dialog answered {TURNED_OFF!r} but {LIGHT} is not off"
                 )
         finally:
-            browser.close()
+            stack.close()
             rest.close()
 
 
@@ -297,6 +308,7 @@ BEFORE_ANSWER = 8.0
 def test_the_dialog_asks_before_unlocking(
     chromium: str,
     develop_hass: Develop,
+    socket_enabled: None,
     tmp_path: Path,
     answer: str | None,
     state: str,
@@ -308,36 +320,40 @@ def test_the_dialog_asks_before_unlocking(
     question and listens again, without a click) "yes", "no" or nothing.
     """
     maker = SpeechMaker(SERVER_PORTS["piper"], tmp_path)
-    audio = maker.espeak("Unlock the front door.") + silence(BEFORE_ANSWER)
+    # Piper: Chromium's capture path blurs espeak-ng's "unlock" for Whisper
+    # tiny now and then ("I'm not going").
+    # The capture starts before the dialog streams to Home Assistant: a second
+    # of silence first, so that no word is cut.
+    audio = (
+        silence(1.0) + maker.piper("Unlock the front door.") + silence(BEFORE_ANSWER)
+    )
     if answer is not None:
-        audio = audio + maker.espeak(answer)
+        audio = audio + maker.piper(answer)
     microphone = tmp_path / "microphone.wav"
     microphone.write_bytes((audio + silence(TRAILING_SILENCE * 3)).wav())
+    stack = contextlib.ExitStack()
     with sync_playwright() as playwright:
         rest = Rest(playwright, develop_hass)
         rest.call("lock", "lock", entity_id=LOCK)
         assert rest.wait_for_state(LOCK, "locked") == "locked"
-        browser = playwright.chromium.launch(
-            executable_path=chromium, args=launch_args(microphone)
-        )
         try:
-            context = browser.new_context(permissions=["microphone"], viewport=VIEWPORT)
-            page = context.new_page()
+            page = stack.enter_context(assist_page(playwright, chromium, microphone))
             mic = open_assist(page, develop_hass, tmp_path)
             with explained(page, develop_hass, tmp_path, "question"):
                 mic.click()
-                expect(page.locator("ha-assist-chat .message.hass").first).to_have_text(
-                    QUESTION, timeout=ANSWER_WITHIN * 1000
-                )
+                # After the dialog's greeting.
+                expect(
+                    page.locator("ha-assist-chat .message.hass").nth(1)
+                ).to_have_text(QUESTION, timeout=ANSWER_WITHIN * 1000)
                 assert rest.state(LOCK) == "locked"
             with explained(page, develop_hass, tmp_path, "answer"):
                 messages = page.locator("ha-assist-chat .message.hass")
-                expect(messages).to_have_count(2, timeout=ANSWER_WITHIN * 1000)
+                expect(messages).to_have_count(3, timeout=ANSWER_WITHIN * 1000)
                 if reply is not None:
                     expect(messages.last).to_have_text(reply)
                 else:
                     expect(messages.last).not_to_have_text(QUESTION)
                 assert rest.wait_for_state(LOCK, state) == state
         finally:
-            browser.close()
+            stack.close()
             rest.close()

@@ -341,3 +341,22 @@ def test_what_counts_as_yes() -> None:
         assert says_yes(yes), yes
     for other in ("no", "please", "it", "yes no", "yes, unlock the back door", ""):
         assert not says_yes(other), other
+
+
+@pytest.mark.parametrize(
+    "heard",
+    [
+        "don't unlock the front door",
+        "turn on the bathroom light",
+        "open the front",
+        "unlock the bag door",
+        "lock all",
+        "turn off the hallway heater",
+    ],
+)
+async def test_a_near_miss_is_never_done_unasked(
+    voice_hass: HomeAssistant, stub_home: StubHome, home: Calls, heard: str
+) -> None:
+    """Home Assistant's fuzzy matching would act on these; the agent asks or refuses."""
+    result = await _say(voice_hass, _agent(voice_hass, stub_home), heard)
+    assert home.made() == [], _speech(result)

@@ -448,7 +448,9 @@ def _scores(heard: _Strings, strings: _Strings, english: bool) -> np.ndarray:
         pairs += [(heard.spoken, strings.spoken), (heard.kinds, strings.kinds)]
     total = np.zeros(len(strings.texts), dtype=np.float32)
     for one, many in pairs:
-        total += process.cdist(one, many, scorer=fuzz.ratio, dtype=np.float32)[0]
+        total += process.cdist(
+            one, many, scorer=fuzz.ratio, dtype=np.float32, workers=-1
+        )[0]
     return total / len(pairs)
 
 
@@ -608,7 +610,10 @@ class CommandSpace:
         space = await self._async_space(language)
         if space is None:
             return []
-        return closest(space, heard, _english(language), limit)
+        # CPU work over thousands of strings: in the executor, not on the loop.
+        return await self.hass.async_add_executor_job(
+            closest, space, heard, _english(language), limit
+        )
 
 
 def _english(language: str) -> bool:

@@ -80,8 +80,7 @@ class AssistantConversationEntity(conversation.ConversationEntity):
             return self._say(
                 user_input,
                 chat_log,
-                Decision(Outcome(), speech=COULD_NOT),
-                error=True,
+                Decision(Outcome(), speech=COULD_NOT, refused=True),
             )
         self.assistant.note_outcome(decision.outcome, decision.repair)
         self._command_log.note_outcome(decision.outcome)
@@ -107,13 +106,13 @@ class AssistantConversationEntity(conversation.ConversationEntity):
         user_input: conversation.ConversationInput,
         chat_log: conversation.ChatLog,
         decision: Decision,
-        *,
-        error: bool = False,
     ) -> conversation.ConversationResult:
         speech = " ".join(part for part in (decision.preface, decision.speech) if part)
         response = intent.IntentResponse(language=user_input.language)
-        if error:
-            response.async_set_error(intent.IntentResponseErrorCode.UNKNOWN, speech)
+        if decision.refused:
+            response.async_set_error(
+                intent.IntentResponseErrorCode.NO_INTENT_MATCH, speech
+            )
         else:
             response.async_set_speech(speech)
         chat_log.async_add_assistant_content_without_tools(

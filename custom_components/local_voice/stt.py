@@ -172,8 +172,9 @@ class AssistantSttEntity(LocalVoiceSttEntity):
         self.assistant.note_ending(ending)
         if ending.speech_end is not None:
             self._command_log.note(SPEECH_END, ending.speech_end, ending.how)
-        if answering and not words(text or ""):
-            # Silence after a question is its answer: the agent says so.
+        if answering and (ending.speech_end is None or not words(text or "")):
+            # Silence after a question is its answer, whatever a recogniser
+            # makes of it: the agent says so.
             text = NO_ANSWER
         if text and conversation_id is not None:
             self._understanding.note_spoken(conversation_id, text)

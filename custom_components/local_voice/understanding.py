@@ -46,30 +46,8 @@ _LOGGER = logging.getLogger(__name__)
 QUESTION_SECONDS = 60.0
 # Conversations whose last sentence was heard by an assistant's STT.
 SPOKEN_KEPT = 64
-# Words that say yes, alone or together ("yes please", "sure, do it").
-YES_WORDS = frozenset(
-    {
-        "yes",
-        "yeah",
-        "yep",
-        "yup",
-        "sure",
-        "ok",
-        "okay",
-        "confirm",
-        "confirmed",
-        "correct",
-        "right",
-        "affirmative",
-        "please",
-        "do",
-        "it",
-        "go",
-        "ahead",
-        "absolutely",
-    }
-)
-# At least one of these must be said: "please" or "it" alone is no yes.
+# Words that say yes; at least one must be said ("please" or "it" alone is
+# no yes), and the rest may go with them ("yes please", "sure, do it").
 YES_HEADS = frozenset(
     {
         "yes",
@@ -89,32 +67,13 @@ YES_HEADS = frozenset(
         "absolutely",
     }
 )
-# Words that say no, alone or together ("no thanks", "cancel that").
-NO_WORDS = frozenset(
-    {
-        "no",
-        "nope",
-        "nah",
-        "cancel",
-        "stop",
-        "don't",
-        "dont",
-        "do",
-        "not",
-        "never",
-        "mind",
-        "thanks",
-        "thank",
-        "you",
-        "that",
-        "it",
-        "now",
-        "please",
-    }
-)
+YES_WORDS = YES_HEADS | {"please", "it", "ahead"}
+# Words that say no; one must be said, the rest may go with them ("no
+# thanks", "cancel that", "never mind").
 NO_HEADS = frozenset(
     {"no", "nope", "nah", "cancel", "stop", "don't", "dont", "never", "not"}
 )
+NO_WORDS = NO_HEADS | {"do", "mind", "thanks", "thank", "you", "that", "it", "now"}
 # Whole-command repair: a proposal this alike is acted on when no other
 # meaning comes within MARGIN of it; one this alike is asked about.
 ACT_SCORE = 0.85
@@ -124,6 +83,8 @@ MARGIN = 0.08
 MAX_PROPOSALS = 5
 
 
+# Home Assistant's own words for a sentence it did not understand.
+NOT_UNDERSTOOD = "Sorry, I couldn't understand that"
 # What an assistant's STT reports when a question was met with silence.
 NO_ANSWER = "…"
 # The record's name for a question asked.
@@ -176,6 +137,8 @@ class Decision:
     repair: Repair | None = None
     # Said first: the answer to a question that the sentence did not answer.
     preface: str | None = None
+    # Its speech is a refusal: nothing was understood well enough.
+    refused: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,11 +268,17 @@ class Understanding:
 
         if await self._names.async_is_sentence_trigger(text, language):
             return Decision(Outcome(), command=text)
-        result = await self._async_match(user_input, text)
+        result = await self._async_match(user_input, text, strict=True)
         if result is not None and self._understood(result):
             if not may_skip and asks_for(self.hass, result, protection):
                 return self._ask(conversation_id, text, None, None)
             return Decision(Outcome(), command=text)
+        # What only the default agent's fuzzy matching understands is a
+        # guess, which acts on whatever is closest ("turn on the bathroom
+        # light" on the bedroom light, "don't unlock the front door" as an
+        # unlock): never handed on as it is.
+        loose = await self._async_match(user_input, text)
+        guess = loose is not None and self._understood(loose)
 
         proposal: _Proposal | None = None
         if repair and base_language(language) in LANGUAGES:
@@ -320,12 +289,19 @@ class Understanding:
                 # the default agent did not understand either.
                 _LOGGER.exception("Could not repair %r", text)
         if proposal is None:
+            if guess:
+                return Decision(Outcome(), speech=NOT_UNDERSTOOD, refused=True)
             # The default agent refuses it, or says what it does not know.
             return Decision(Outcome(), command=text)
-        repaired = await self._async_match(user_input, proposal.text)
+        repaired = await self._async_match(user_input, proposal.text, strict=True)
         if repaired is None or not self._understood(repaired):
+            if guess:
+                return Decision(Outcome(), speech=NOT_UNDERSTOOD, refused=True)
             return Decision(Outcome(), command=text)
-        if not proposal.sure or asks_for(self.hass, repaired, protection):
+        sure = proposal.sure and (
+            proposal.kind is Repaired.NAME or _names_heard(text, repaired)
+        )
+        if not sure or asks_for(self.hass, repaired, protection):
             return self._ask(
                 conversation_id, proposal.text, proposal.kind, proposal.repair
             )
@@ -363,9 +339,16 @@ class Understanding:
         return user is not None and user.is_admin
 
     async def _async_match(
-        self, user_input: conversation.ConversationInput, text: str
+        self,
+        user_input: conversation.ConversationInput,
+        text: str,
+        *,
+        strict: bool = False,
     ) -> RecognizeResult | None:
-        """Match a sentence as the default agent would for this speaker."""
+        """Match a sentence as the default agent would for this speaker.
+
+        `strict`: the exposed names as they are, no fuzzy matching.
+        """
         return await async_match_intent(
             self.hass,
             conversation.ConversationInput(
@@ -377,7 +360,7 @@ class Understanding:
                 language=user_input.language,
                 agent_id=conversation.HOME_ASSISTANT_AGENT,
             ),
-            strict=False,
+            strict=strict,
         )
 
     def _understood(self, result: RecognizeResult) -> bool:
@@ -442,6 +425,24 @@ class Understanding:
                 kind=Repaired.COMMAND,
             ),
         )
+
+
+def _names_heard(heard: str, result: RecognizeResult) -> bool:
+    """Return whether every name a match acts on was heard as it is.
+
+    A whole-command repair that puts another name in ("bathroom" to
+    "Bedroom") is asked about, never done at once.
+    """
+    said = words(heard)
+    for slot in NAME_SLOTS:
+        if (entity := result.entities.get(slot)) is None:
+            continue
+        name = words(str(entity.text or entity.value))
+        if not any(
+            said[i : i + len(name)] == name for i in range(len(said) - len(name) + 1)
+        ):
+            return False
+    return True
 
 
 def _adds_direction(heard: str, proposed: str) -> bool:
