@@ -185,6 +185,31 @@ AREAS: dict[str, list[str]] = {
 
 EXPOSED = [entity for entities in AREAS.values() for entity in entities]
 
+# What changes along with an exposed entity: the helper behind it, and what
+# follows from it (the thermostat switches the heater on and off; the heater
+# is the thermostat's action; the kitchen temperature is the thermostat's).
+COUPLED: dict[str, frozenset[str]] = {
+    **{
+        f"{domain}.{name}": frozenset({f"input_boolean.{name}_power"})
+        for domain, name in (
+            ("light", "kitchen_light"),
+            ("light", "living_room_lamp"),
+            ("light", "bedroom_light"),
+            ("switch", "coffee_machine"),
+        )
+    },
+    "switch.heater": frozenset({"input_boolean.heater_power", "climate.thermostat"}),
+    "lock.front_door": frozenset({"input_boolean.front_door_lock_power"}),
+    "cover.living_room_blinds": frozenset({"input_number.living_room_blinds_position"}),
+    "climate.thermostat": frozenset({"switch.heater", "input_boolean.heater_power"}),
+    "sensor.kitchen_temperature": frozenset(
+        {"input_number.kitchen_temperature_value", "climate.thermostat"}
+    ),
+    "sensor.living_room_temperature": frozenset(
+        {"input_number.living_room_temperature_value"}
+    ),
+}
+
 
 async def async_setup_demo_home(hass: HomeAssistant) -> None:
     """Set up the demo home in a Home Assistant under test."""

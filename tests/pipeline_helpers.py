@@ -14,8 +14,14 @@ from homeassistant.components.assist_pipeline import (
     PipelineEventType,
     async_pipeline_from_audio_stream,
 )
-from homeassistant.components.assist_pipeline.pipeline import PipelineStage
+from homeassistant.components.assist_pipeline.pipeline import (
+    PipelineInput,
+    PipelineRun,
+    PipelineStage,
+    async_get_pipeline,
+)
 from homeassistant.core import Context, Event, HomeAssistant, callback
+from homeassistant.helpers import chat_session
 
 from custom_components.local_voice.command_log import EVENT_COMMAND
 from scripts.speech import Speech, silence
@@ -66,6 +72,20 @@ class Run:
         return str(response["speech"]["plain"]["speech"])
 
     @property
+    def conversation_id(self) -> str | None:
+        """Return the conversation the agent answered in."""
+        output = self.first(PipelineEventType.INTENT_END)["intent_output"]
+        return output.get("conversation_id")
+
+    @property
+    def asks(self) -> bool:
+        """Return whether the agent waits for an answer (its reply is a question)."""
+        if self.errors:
+            return False
+        output = self.first(PipelineEventType.INTENT_END)["intent_output"]
+        return bool(output.get("continue_conversation"))
+
+    @property
     def errors(self) -> list[dict[str, Any]]:
         """Return the error events."""
         return [e.data or {} for e in self.events if e.type == PipelineEventType.ERROR]
@@ -99,11 +119,13 @@ async def async_run_speech(
     wake_word: bool = False,
     tail: float = 1.5,
     real_time: bool | None = None,
+    conversation_id: str | None = None,
 ) -> Run:
     """Send speech through the pipeline: STT (or wake word) to TTS.
 
     The audio is paced like a microphone with the wake word stage, or when
     `real_time` says so; otherwise it is sent as fast as it is taken.
+    `conversation_id` continues a conversation (the answer to a question).
     """
     run = Run()
     await async_pipeline_from_audio_stream(
@@ -118,7 +140,34 @@ async def async_run_speech(
         start_stage=PipelineStage.WAKE_WORD if wake_word else PipelineStage.STT,
         end_stage=PipelineStage.TTS,
         tts_audio_output="wav",
+        conversation_id=conversation_id,
     )
+    return run
+
+
+async def async_run_text(
+    hass: HomeAssistant,
+    text: str,
+    *,
+    pipeline_id: str | None = None,
+    conversation_id: str | None = None,
+) -> Run:
+    """Send text through the pipeline, from the agent to TTS (as typed in Assist)."""
+    run = Run()
+    with chat_session.async_get_chat_session(hass, conversation_id) as session:
+        await PipelineInput(
+            session=session,
+            intent_input=text,
+            run=PipelineRun(
+                hass,
+                context=Context(),
+                pipeline=async_get_pipeline(hass, pipeline_id=pipeline_id),
+                start_stage=PipelineStage.INTENT,
+                end_stage=PipelineStage.TTS,
+                event_callback=run.events.append,
+                tts_audio_output="wav",
+            ),
+        ).execute(validate=True)
     return run
 
 
