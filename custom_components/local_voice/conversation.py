@@ -38,6 +38,9 @@ class AssistantConversationEntity(conversation.ConversationEntity):
     _attr_has_entity_name = True
     _attr_name = None
     _attr_should_poll = False
+    # It controls the home (through Home Assistant's agent); the Assist
+    # dialog says otherwise of agents without this.
+    _attr_supported_features = conversation.ConversationEntityFeature.CONTROL
 
     def __init__(
         self,
