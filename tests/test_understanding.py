@@ -360,3 +360,16 @@ async def test_a_near_miss_is_never_done_unasked(
     """Home Assistant's fuzzy matching would act on these; the agent asks or refuses."""
     result = await _say(voice_hass, _agent(voice_hass, stub_home), heard)
     assert home.made() == [], _speech(result)
+
+
+@pytest.mark.parametrize(
+    "heard", ["I lock my front door.", "And lock their front door."]
+)
+async def test_a_repair_onto_a_lock_asks_either_way(
+    voice_hass: HomeAssistant, stub_home: StubHome, home: Calls, heard: str
+) -> None:
+    """ "Unlock" heard as "I lock": even the safe direction is asked about."""
+    result = await _say(voice_hass, _agent(voice_hass, stub_home), heard)
+    assert result.continue_conversation is True, _speech(result)
+    assert _speech(result).startswith("Lock "), _speech(result)
+    assert home.made() == []

@@ -46,6 +46,9 @@ UNLOCKING = CLOSING
 POSITIONING = "HassSetPosition"
 
 RISKY_COVER_CLASSES = frozenset({"garage", "gate", "door"})
+# What guards the home: a repair that acts on one is always asked about,
+# whichever way ("unlock" is heard as "I lock" as often as not).
+GUARDS = frozenset({"lock", "cover", "valve", "alarm_control_panel"})
 _RISKY_COVER_WORDS = frozenset({"garage", "gate", "door", "doors"})
 # A script or scene whose name says one of these lets someone in.
 _RISKY_NAME = re.compile(

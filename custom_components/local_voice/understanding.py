@@ -38,7 +38,7 @@ from .closest import CommandSpace, flips, polarity
 from .ha_adapter import async_match_intent
 from .language import base_language
 from .names import LANGUAGES, NameRepair, Repair, words
-from .protected import NAME_SLOTS, Protection, asks_for, constraints_of
+from .protected import GUARDS, NAME_SLOTS, Protection, asks_for, constraints_of, targets
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -298,8 +298,10 @@ class Understanding:
             if guess:
                 return Decision(Outcome(), speech=NOT_UNDERSTOOD, refused=True)
             return Decision(Outcome(), command=text)
-        sure = proposal.sure and (
-            proposal.kind is Repaired.NAME or _names_heard(text, repaired)
+        sure = (
+            proposal.sure
+            and (proposal.kind is Repaired.NAME or _names_heard(text, repaired))
+            and not any(s.domain in GUARDS for s in targets(self.hass, repaired))
         )
         if not sure or asks_for(self.hass, repaired, protection):
             return self._ask(
