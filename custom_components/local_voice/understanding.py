@@ -37,7 +37,7 @@ from homeassistant.helpers import intent
 from .closest import CommandSpace, flips, polarity
 from .ha_adapter import async_match_intent
 from .language import base_language
-from .names import LANGUAGES, NameRepair, Repair, words
+from .names import LANGUAGES, KnownName, NameRepair, Repair, similarity, words
 from .protected import GUARDS, NAME_SLOTS, Protection, asks_for, constraints_of, targets
 
 _LOGGER = logging.getLogger(__name__)
@@ -79,6 +79,9 @@ NO_WORDS = NO_HEADS | {"do", "mind", "thanks", "thank", "you", "that", "it", "no
 ACT_SCORE = 0.85
 ASK_SCORE = 0.7
 MARGIN = 0.08
+# How alike (names.similarity) a repaired command's names must be to some
+# words that were heard for the repair to be worth a question.
+NAME_ALIKE = 0.6
 # Proposals matched by the default agent at most, best first.
 MAX_PROPOSALS = 5
 
@@ -294,7 +297,11 @@ class Understanding:
             # The default agent refuses it, or says what it does not know.
             return Decision(Outcome(), command=text)
         repaired = await self._async_match(user_input, proposal.text, strict=True)
-        if repaired is None or not self._understood(repaired):
+        if (
+            repaired is None
+            or not self._understood(repaired)
+            or not _names_sound_alike(text, repaired)
+        ):
             if guess:
                 return Decision(Outcome(), speech=NOT_UNDERSTOOD, refused=True)
             return Decision(Outcome(), command=text)
@@ -429,6 +436,32 @@ class Understanding:
         )
 
 
+def _names_sound_alike(heard: str, result: RecognizeResult) -> bool:
+    """Return whether every name a match acts on sounds like words that were heard.
+
+    "turn on the disco ball" is not worth asking "Turn on the Heater?" about,
+    however alike the rest of the sentence is.
+    """
+    said = words(heard)
+    for slot in NAME_SLOTS:
+        if (entity := result.entities.get(slot)) is None:
+            continue
+        name = KnownName.of(str(entity.text or entity.value))
+        if name is None:
+            continue
+        size = len(name.words)
+        if _said_in(said, list(name.words)):
+            continue
+        spans = (
+            tuple(said[start : start + length])
+            for length in range(max(1, size - 1), size + 2)
+            for start in range(len(said) - length + 1)
+        )
+        if max((similarity(span, name) for span in spans), default=0.0) < NAME_ALIKE:
+            return False
+    return True
+
+
 def _names_heard(heard: str, result: RecognizeResult) -> bool:
     """Return whether every name a match acts on was heard as it is.
 
@@ -439,12 +472,16 @@ def _names_heard(heard: str, result: RecognizeResult) -> bool:
     for slot in NAME_SLOTS:
         if (entity := result.entities.get(slot)) is None:
             continue
-        name = words(str(entity.text or entity.value))
-        if not any(
-            said[i : i + len(name)] == name for i in range(len(said) - len(name) + 1)
-        ):
+        if not _said_in(said, words(str(entity.text or entity.value))):
             return False
     return True
+
+
+def _said_in(said: list[str], name: list[str]) -> bool:
+    """Return whether the words of a name were said, in a row."""
+    return any(
+        said[i : i + len(name)] == name for i in range(len(said) - len(name) + 1)
+    )
 
 
 def _adds_direction(heard: str, proposed: str) -> bool:
