@@ -310,11 +310,11 @@ class NameRepair:
 
     async def async_understood(self, text: str, language: str) -> bool:
         """Return whether the local agent understands a command with real targets."""
-        return self._understood(await self._recognize(text, language))
+        return self.understood(await self._recognize(text, language))
 
-    def _understood(self, result: RecognizeResult | None) -> bool:
-        """Return whether a match names targets that exist and are exposed."""
-        if result is None:
+    def understood(self, result: RecognizeResult | None) -> bool:
+        """Return whether a match is whole and names targets that exist and are exposed."""
+        if result is None or result.unmatched_entities:
             return False
         if not set(NAME_SLOTS) & result.entities.keys():
             return True
@@ -366,7 +366,7 @@ class NameRepair:
             result = await self._recognize(text, language)
             if result is None or not _fills_slot(result, candidate.name):
                 continue
-            if not self._understood(result):
+            if not self.understood(result):
                 continue
             best_match = max(best_match, candidate.score)
             key = (

@@ -190,7 +190,7 @@ class AssistantSttEntity(LocalVoiceSttEntity):
         that only a repair would make a command waits for the normal end.
         """
         result = await self._names.async_match(text, language)
-        if result is None or not await self._names.async_understood(text, language):
+        if result is None or not self._names.understood(result):
             return None
         settings = self.assistant.settings
         if asks_for(self.hass, result, settings.protection):

@@ -32,13 +32,12 @@ import time
 from hassil.recognize import RecognizeResult
 from homeassistant.components import conversation
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import intent
 
 from .closest import CommandSpace, flips, polarity
 from .ha_adapter import async_match_intent
 from .language import base_language
 from .names import LANGUAGES, KnownName, NameRepair, Repair, similarity, words
-from .protected import GUARDS, NAME_SLOTS, Protection, asks_for, constraints_of, targets
+from .protected import GUARDS, NAME_SLOTS, Protection, asks_for, targets
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -272,7 +271,7 @@ class Understanding:
         if await self._names.async_is_sentence_trigger(text, language):
             return Decision(Outcome(), command=text)
         result = await self._async_match(user_input, text, strict=True)
-        if result is not None and self._understood(result):
+        if result is not None and self._names.understood(result):
             if not may_skip and asks_for(self.hass, result, protection):
                 return self._ask(conversation_id, text, None, None)
             return Decision(Outcome(), command=text)
@@ -281,7 +280,7 @@ class Understanding:
         # light" on the bedroom light, "don't unlock the front door" as an
         # unlock): never handed on as it is.
         loose = await self._async_match(user_input, text)
-        guess = loose is not None and self._understood(loose)
+        guess = loose is not None and self._names.understood(loose)
 
         proposal: _Proposal | None = None
         if repair and base_language(language) in LANGUAGES:
@@ -299,7 +298,7 @@ class Understanding:
         repaired = await self._async_match(user_input, proposal.text, strict=True)
         if (
             repaired is None
-            or not self._understood(repaired)
+            or not self._names.understood(repaired)
             or not _names_sound_alike(text, repaired)
         ):
             if guess:
@@ -372,14 +371,6 @@ class Understanding:
             strict=strict,
         )
 
-    def _understood(self, result: RecognizeResult) -> bool:
-        """Return whether a match acts on exposed targets that exist."""
-        if result.unmatched_entities:
-            return False
-        if not set(NAME_SLOTS) & result.entities.keys():
-            return True
-        return intent.async_match_targets(self.hass, constraints_of(result)).is_match
-
     async def _async_repair(
         self, user_input: conversation.ConversationInput, heard: str
     ) -> _Proposal | None:
@@ -404,7 +395,7 @@ class Understanding:
             if flips(heard, proposal.text):
                 continue
             result = await self._names.async_match(proposal.text, language)
-            if result is None or not self._understood(result):
+            if result is None or not self._names.understood(result):
                 continue
             if (meaning := _meaning(result)) in seen:
                 continue
