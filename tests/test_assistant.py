@@ -44,8 +44,10 @@ async def test_defaults_give_a_preferred_pipeline(
     (pipeline,) = _ours(hass)
     assert async_get_pipeline(hass).id == pipeline.id
     assert pipeline.language == "en"
-    assert pipeline.conversation_engine == "conversation.home_assistant"
-    assert pipeline.prefer_local_intents is True
+    # The assistant's own agent, in front of Home Assistant's: nothing acts
+    # on a command before it could ask.
+    assert pipeline.conversation_engine == "conversation.local_voice"
+    assert pipeline.prefer_local_intents is False
     assert pipeline.stt_engine == "stt.local_voice_speech_to_text"
     assert pipeline.stt_language == "en"
     assert pipeline.tts_engine == "tts.local_voice_text_to_speech"

@@ -24,7 +24,7 @@ from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.local_voice.early_end import ENDED_EARLY
+from custom_components.local_voice.early_end import ENDED_EARLY, ENDED_READY
 from scripts.commands import COMMANDS, SpokenCommand, normalize
 from scripts.figures import spread
 from scripts.speech import Speech, SpeechMaker
@@ -90,8 +90,12 @@ def suite_results(tmp_path_factory: pytest.TempPathFactory) -> Any:
     sensors = {r["voice"]: r["sensors"] for r in results if "sensors" in r}
     passed = sum(r["ok"] for r in runs)
     early = sum(r["ended"] == ENDED_EARLY for r in runs)
+    ready = sum(r["ended"] == ENDED_READY for r in runs)
     lines = [
-        f"Spoken-command suite: {passed}/{len(runs)} passed, {early} ended early",
+        (
+            f"Spoken-command suite: {passed}/{len(runs)} passed, {early} ended"
+            f" early, {ready} with the look's transcript ready at the end"
+        ),
         f"  ({path})",
     ]
     for voice in VOICES:

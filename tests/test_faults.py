@@ -20,7 +20,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.local_voice.const import SUBENTRY_ASSISTANT
-from custom_components.local_voice.early_end import ENDED_EARLY
+from custom_components.local_voice.early_end import ENDED_READY
 from custom_components.local_voice.provider import Provider
 from scripts.commands import normalize
 from scripts.demo_home import async_setup_demo_home
@@ -261,7 +261,7 @@ async def test_a_fault_at_the_pause_loses_nothing(
 
     for _ in range(3):  # the first server's answer times set its stall bound
         await say()
-    assert _assistant(home.entry).recent_endings[-1].how == ENDED_EARLY
+    assert _assistant(home.entry).recent_endings[-1].how == ENDED_READY
     bound = first.stall_bound()
     await home.stt.async_set(fault)
     took = await say()
