@@ -29,6 +29,7 @@ from scripts.commands import COMMANDS, SpokenCommand, normalize
 from scripts.figures import spread
 from scripts.speech import Speech, SpeechMaker
 from tests.common import assistant_subentry, entity_id
+from tests.outcomes import async_exchange, async_meaning
 from tests.pipeline_helpers import SUMMARY, CommandEvents, Run, async_run_speech
 
 
@@ -140,12 +141,34 @@ async def test_spoken_commands(
     commands = CommandEvents(hass)
 
     failures = []
+    runs_made = 0
     for command in COMMANDS:
         await async_prepare(hass, command)
         await hass.async_block_till_done()
-        run = await async_run_speech(
-            hass, VOICES[voice](speech, command.text), tail=LIVE_TAIL, real_time=True
+        first_event = runs_made
+
+        async def say(text: str = command.text) -> Run:
+            return await async_run_speech(
+                hass, VOICES[voice](speech, text), tail=LIVE_TAIL, real_time=True
+            )
+
+        async def reply(answer: str, conversation_id: str) -> tuple[Run, str]:
+            run = await async_run_speech(
+                hass,
+                VOICES[voice](speech, f"{answer.capitalize()}."),
+                tail=LIVE_TAIL,
+                real_time=True,
+                conversation_id=conversation_id,
+            )
+            return run, "voice"
+
+        # A question ("Unlock the front door?") is answered as the speaker
+        # would: yes when it proposes what was meant.
+        exchange = await async_exchange(
+            hass, say, reply, await async_meaning(hass, command.text)
         )
+        runs_made += len(exchange.runs)
+        run = exchange.last
         await hass.async_block_till_done()
         # The end of speech was decided by the assistant at a pause, or else
         # by the pipeline's VAD; never by the end of the audio.
@@ -163,20 +186,24 @@ async def test_spoken_commands(
                 "answer": answer,
                 "ok": ok,
                 "ended": ending.how,
+                "asked": exchange.questions,
+                "event": first_event,
             }
         )
         if not ok:
             failures.append(f"{command.text!r}: heard {heard!r}, answered {answer!r}")
-    # One event per command, read once its run ended: the last comes soon.
-    await commands.number(len(COMMANDS))
+    # One event per run, read once it ended: the last comes soon. A command's
+    # figures are those of its first run.
+    await commands.number(runs_made)
     events = commands.events
-    for result, event in zip(suite_results[-len(COMMANDS) :], events, strict=True):
+    for result in suite_results[-len(COMMANDS) :]:
+        event = events[result.pop("event")]
         result.update({key: event[f"{key}_ms"] for key in LATENCIES})
     sensors = {
         key: hass.states.get(entity_id(hass, "sensor", f"{subentry_id}-{key}")).state
         for key in (*LATENCIES, "commands", "failed_commands")
     }
-    assert sensors["commands"] == str(len(COMMANDS))
+    assert sensors["commands"] == str(runs_made)
     assert sensors["failed_commands"] == str(sum(not e["success"] for e in events))
     assert sensors["speech_to_first_audio"] == str(
         events[-1]["speech_to_first_audio_ms"]

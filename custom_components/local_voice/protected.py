@@ -46,9 +46,10 @@ UNLOCKING = CLOSING
 POSITIONING = "HassSetPosition"
 
 RISKY_COVER_CLASSES = frozenset({"garage", "gate", "door"})
-# What guards the home: a repair that acts on one is always asked about,
-# whichever way ("unlock" is heard as "I lock" as often as not).
-GUARDS = frozenset({"lock", "cover", "valve", "alarm_control_panel"})
+# Domains of what guards the home (with garage doors, gates and doors among
+# the covers): a repair that acts on one is always asked about, whichever way
+# ("unlock" is heard as "I lock" as often as not).
+_GUARD_DOMAINS = frozenset({"lock", "valve", "alarm_control_panel"})
 _RISKY_COVER_WORDS = frozenset({"garage", "gate", "door", "doors"})
 # A script or scene whose name says one of these lets someone in.
 _RISKY_NAME = re.compile(
@@ -113,6 +114,13 @@ def _risky_cover(state: State) -> bool:
     if device_class is not None:
         return device_class in RISKY_COVER_CLASSES
     return bool(_RISKY_COVER_WORDS & set(str(state.name).lower().split()))
+
+
+def guards_the_home(state: State) -> bool:
+    """Return whether an entity is a lock, alarm, valve, garage door, gate or door."""
+    return state.domain in _GUARD_DOMAINS or (
+        state.domain == "cover" and _risky_cover(state)
+    )
 
 
 def risky_name(name: str) -> bool:

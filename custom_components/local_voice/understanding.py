@@ -37,7 +37,7 @@ from .closest import CommandSpace, flips, polarity
 from .ha_adapter import async_match_intent
 from .language import base_language
 from .names import LANGUAGES, KnownName, NameRepair, Repair, similarity, words
-from .protected import GUARDS, NAME_SLOTS, Protection, asks_for, targets
+from .protected import NAME_SLOTS, Protection, asks_for, guards_the_home, targets
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -270,16 +270,20 @@ class Understanding:
 
         if await self._names.async_is_sentence_trigger(text, language):
             return Decision(Outcome(), command=text)
+        # The whole match first: the default agent keeps only its last stage
+        # for a sentence, and a strict match first would leave it a miss that
+        # skips the stages that explain a refusal. The strict match then
+        # reads what the whole one found.
+        loose = await self._async_match(user_input, text)
         result = await self._async_match(user_input, text, strict=True)
         if result is not None and self._names.understood(result):
             if not may_skip and asks_for(self.hass, result, protection):
                 return self._ask(conversation_id, text, None, None)
             return Decision(Outcome(), command=text)
-        # What only the default agent's fuzzy matching understands is a
-        # guess, which acts on whatever is closest ("turn on the bathroom
-        # light" on the bedroom light, "don't unlock the front door" as an
-        # unlock): never handed on as it is.
-        loose = await self._async_match(user_input, text)
+        # What only the default agent's later stages understand (its fuzzy
+        # matching) is a guess, which acts on whatever is closest ("turn on
+        # the bathroom light" on the bedroom light, "don't unlock the front
+        # door" as an unlock): never handed on as it is.
         guess = loose is not None and self._names.understood(loose)
 
         proposal: _Proposal | None = None
@@ -307,7 +311,7 @@ class Understanding:
         sure = (
             proposal.sure
             and (proposal.kind is Repaired.NAME or _names_heard(text, repaired))
-            and not any(s.domain in GUARDS for s in targets(self.hass, repaired))
+            and not any(map(guards_the_home, targets(self.hass, repaired)))
         )
         if not sure or asks_for(self.hass, repaired, protection):
             return self._ask(
