@@ -37,7 +37,14 @@ from .closest import CommandSpace, flips, polarity
 from .ha_adapter import async_match_intent
 from .language import base_language
 from .names import LANGUAGES, KnownName, NameRepair, Repair, similarity, words
-from .protected import NAME_SLOTS, Protection, asks_for, guards_the_home, targets
+from .protected import (
+    NAME_SLOTS,
+    READ_ONLY_INTENTS,
+    Protection,
+    asks_for,
+    guards_the_home,
+    targets,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -115,6 +122,13 @@ class Question:
     text: str
     asked_at: float
     repaired: Repaired | None
+    # Whether it would change something (else it asks for a state).
+    acts: bool = True
+
+    @property
+    def left_undone(self) -> str:
+        """Return what is not done on a no: "I won't unlock the front door"."""
+        return f"I won't {_as_clause(self.text)}" if self.acts else "I'll leave it"
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,9 +253,9 @@ class Understanding:
         if not words(text):
             return Decision(
                 Outcome(answer=Answer.NO_ANSWER),
-                speech=f"No answer, so I won't {_as_clause(question.text)}.",
+                speech=f"No answer, so {question.left_undone}.",
             )
-        declined = f"OK, I won't {_as_clause(question.text)}."
+        declined = f"OK, {question.left_undone}."
         if says_no(text):
             return Decision(Outcome(answer=Answer.DECLINED), speech=declined)
         # Something else was said: not the answer, so no; and a sentence of
@@ -278,7 +292,7 @@ class Understanding:
         result = await self._async_match(user_input, text, strict=True)
         if result is not None and self._names.understood(result):
             if not may_skip and asks_for(self.hass, result, protection):
-                return self._ask(conversation_id, text, None, None)
+                return self._ask(conversation_id, text, result, None, None)
             return Decision(Outcome(), command=text)
         # What only the default agent's later stages understand (its fuzzy
         # matching) is a guess, which acts on whatever is closest ("turn on
@@ -315,7 +329,7 @@ class Understanding:
         )
         if not sure or asks_for(self.hass, repaired, protection):
             return self._ask(
-                conversation_id, proposal.text, proposal.kind, proposal.repair
+                conversation_id, proposal.text, repaired, proposal.kind, proposal.repair
             )
         return Decision(
             Outcome(repaired=proposal.kind),
@@ -327,10 +341,16 @@ class Understanding:
         self,
         conversation_id: str,
         text: str,
+        result: RecognizeResult,
         kind: Repaired | None,
         repair: Repair | None,
     ) -> Decision:
-        self._questions[conversation_id] = Question(text, time.monotonic(), kind)
+        self._questions[conversation_id] = Question(
+            text,
+            time.monotonic(),
+            kind,
+            acts=result.intent.name not in READ_ONLY_INTENTS,
+        )
         return Decision(
             Outcome(asked=True, repaired=kind),
             speech=as_question(text),
