@@ -69,7 +69,8 @@ class Run:
     def answer(self) -> str:
         """Return what the assistant said."""
         response = self.first(PipelineEventType.INTENT_END)["intent_output"]["response"]
-        return str(response["speech"]["plain"]["speech"])
+        # Some intents answer with nothing to say ("never mind").
+        return str(response["speech"].get("plain", {}).get("speech", ""))
 
     @property
     def conversation_id(self) -> str | None:
