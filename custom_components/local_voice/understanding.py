@@ -29,7 +29,8 @@ from enum import StrEnum
 import logging
 import time
 
-from hassil.recognize import RecognizeResult
+from hassil.models import UnmatchedTextEntity
+from hassil.recognize import MISSING_ENTITY, RecognizeResult
 from homeassistant.components import conversation
 from homeassistant.core import HomeAssistant
 
@@ -284,22 +285,12 @@ class Understanding:
 
         if await self._names.async_is_sentence_trigger(text, language):
             return Decision(Outcome(), command=text)
-        # The whole match first: the default agent keeps only its last stage
-        # for a sentence, and a strict match first would leave it a miss that
-        # skips the stages that explain a refusal. The strict match then
-        # reads what the whole one found.
-        loose = await self._async_match(user_input, text)
         result = await self._async_match(user_input, text, strict=True)
+        loose = await self._async_match(user_input, text)
         if result is not None and self._names.understood(result):
             if not may_skip and asks_for(self.hass, result, protection):
                 return self._ask(conversation_id, text, result, None, None)
             return Decision(Outcome(), command=text)
-        # What only the default agent's later stages understand (its fuzzy
-        # matching) is a guess, which acts on whatever is closest ("turn on
-        # the bathroom light" on the bedroom light, "don't unlock the front
-        # door" as an unlock): never handed on as it is.
-        guess = loose is not None and self._names.understood(loose)
-
         proposal: _Proposal | None = None
         if repair and base_language(language) in LANGUAGES:
             try:
@@ -309,19 +300,14 @@ class Understanding:
                 # the default agent did not understand either.
                 _LOGGER.exception("Could not repair %r", text)
         if proposal is None:
-            if guess:
-                return Decision(Outcome(), speech=NOT_UNDERSTOOD, refused=True)
-            # The default agent refuses it, or says what it does not know.
-            return Decision(Outcome(), command=text)
+            return _refusal(text, language, loose, self._names)
         repaired = await self._async_match(user_input, proposal.text, strict=True)
         if (
             repaired is None
             or not self._names.understood(repaired)
             or not _names_sound_alike(text, repaired)
         ):
-            if guess:
-                return Decision(Outcome(), speech=NOT_UNDERSTOOD, refused=True)
-            return Decision(Outcome(), command=text)
+            return _refusal(text, language, loose, self._names)
         sure = (
             proposal.sure
             and (proposal.kind is Repaired.NAME or _names_heard(text, repaired))
@@ -379,8 +365,16 @@ class Understanding:
     ) -> RecognizeResult | None:
         """Match a sentence as the default agent would for this speaker.
 
-        `strict`: the exposed names as they are, no fuzzy matching.
+        `strict`: the exposed names as they are, nothing fuzzy. The default
+        agent remembers one match per sentence and speaker, only its last
+        stage: a strict miss remembered under the sentence itself would make
+        its own whole match skip the stages that explain a refusal, and a
+        whole match remembered first would answer a strict one with a fuzzy
+        guess. So a strict match is made of the sentence with a space after
+        it, which matches the same and is remembered apart.
         """
+        if strict:
+            text = f"{text} "
         return await async_match_intent(
             self.hass,
             conversation.ConversationInput(
@@ -449,6 +443,36 @@ class Understanding:
                 kind=Repaired.COMMAND,
             ),
         )
+
+
+def _refusal(
+    text: str, language: str, loose: RecognizeResult | None, names: NameRepair
+) -> Decision:
+    """Return the answer to a sentence that is no command of this home.
+
+    Home Assistant's agent, handed such a sentence, tries fuzzy matching
+    that acts on whatever is closest ("turn on the dining room lamp" on the
+    living room lamp, "don't unlock the front door" as an unlock). So it is
+    handed only what it will refuse by itself: a match of something that is
+    not exposed. The rest is refused here, in its words (English; other
+    languages go to it as in Home Assistant).
+    """
+    if base_language(language) not in LANGUAGES or (
+        loose is not None
+        and not loose.unmatched_entities
+        and not names.understood(loose)
+    ):
+        return Decision(Outcome(), command=text)
+    speech = NOT_UNDERSTOOD
+    if loose is not None:
+        for slot, kind in (("name", "device"), ("area", "area"), ("floor", "floor")):
+            unmatched = loose.unmatched_entities.get(slot)
+            if isinstance(unmatched, UnmatchedTextEntity) and (
+                said := unmatched.text.strip()
+            ) not in ("", MISSING_ENTITY):
+                speech = f"Sorry, I am not aware of any {kind} called {said}"
+                break
+    return Decision(Outcome(), speech=speech, refused=True)
 
 
 def _names_sound_alike(heard: str, result: RecognizeResult) -> bool:
