@@ -104,12 +104,28 @@ async def async_reply(
 
 
 @dataclass
-class Exchange:
+class _Questions:
+    """The questions an agent asked about a sentence, and the bench's replies."""
+
+    questions: list[str] = field(default_factory=list)
+    replies: list[str] = field(default_factory=list)
+
+    @property
+    def asked(self) -> bool:
+        """Return whether the agent asked."""
+        return bool(self.questions)
+
+    @property
+    def declined(self) -> bool:
+        """Return whether the bench said no to the last question."""
+        return bool(self.replies) and self.replies[-1] == NO
+
+
+@dataclass
+class Exchange(_Questions):
     """A sentence said to an assistant and the answers to its questions."""
 
     runs: list[Run] = field(default_factory=list)
-    questions: list[str] = field(default_factory=list)
-    replies: list[str] = field(default_factory=list)
     # How each reply was given: "voice" (synthesized, through speech-to-text)
     # or "text" (only when no audio could be made).
     replies_by: list[str] = field(default_factory=list)
@@ -118,16 +134,6 @@ class Exchange:
     def last(self) -> Run:
         """Return the last run: the one whose answer ends the exchange."""
         return self.runs[-1]
-
-    @property
-    def asked(self) -> bool:
-        """Return whether the assistant asked."""
-        return bool(self.questions)
-
-    @property
-    def declined(self) -> bool:
-        """Return whether the bench said no to the last question."""
-        return bool(self.replies) and self.replies[-1] == NO
 
     @property
     def heard(self) -> list[str]:
@@ -293,25 +299,13 @@ def judge(touched: Touched, intended: str | None, met: bool, exchange: Any) -> s
 
 
 @dataclass
-class TextExchange:
+class TextExchange(_Questions):
     """A sentence typed to an agent and the answers to its questions."""
 
     answers: list[str] = field(default_factory=list)
     # Whether the agent's last answer says it failed (understood nothing,
     # found no such thing, could not do it).
     refused: bool = False
-    questions: list[str] = field(default_factory=list)
-    replies: list[str] = field(default_factory=list)
-
-    @property
-    def asked(self) -> bool:
-        """Return whether the agent asked."""
-        return bool(self.questions)
-
-    @property
-    def declined(self) -> bool:
-        """Return whether the bench said no to the last question."""
-        return bool(self.replies) and self.replies[-1] == NO
 
     @property
     def answer(self) -> str:
