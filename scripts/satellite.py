@@ -231,7 +231,10 @@ def event(file: Path, kind: str) -> None:
     """Append the event and the text that came with it on stdin to `file`."""
     text = sys.stdin.read()
     with file.open("a", encoding="utf-8") as out:
-        out.write(json.dumps({"event": kind, "text": text}) + "\n")
+        out.write(
+            json.dumps({"event": kind, "text": text, "time": round(time.time(), 3)})
+            + "\n"
+        )
 
 
 def main() -> None:

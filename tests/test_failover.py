@@ -206,6 +206,38 @@ async def test_wake_word_listener_fails_over(stubs: Stubs) -> None:
     assert good.behaviour.audio_received[0] >= 320 * 150
 
 
+async def test_a_listener_cancelled_twice_ends_cleanly(
+    stubs: Stubs, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Cancelled again while it ends (an unload), it ends without an error.
+
+    The microphone is waited on when the first cancellation comes; the
+    second comes while the listener lets its helpers go.
+    """
+    stub = await stubs(wake_info())
+    chain = WakeChain([await _provider(stub)])
+    closed = asyncio.Event()
+
+    async def quiet_microphone() -> AsyncIterator[tuple[bytes, int]]:
+        try:
+            yield bytes(320), 0
+            await asyncio.Event().wait()
+            yield bytes(320), 10
+        finally:
+            closed.set()
+
+    task = asyncio.create_task(chain.async_detect(quiet_microphone(), "alexa"))
+    await asyncio.sleep(0.3)
+    task.cancel()
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.wait_for(closed.wait(), 2)
+    assert "already running" not in caplog.text
+    assert "never retrieved" not in caplog.text
+
+
 async def test_candidates_order_and_pooling(stubs: Stubs) -> None:
     """Healthy first in the chosen order; pooled, the least busy first."""
     a, b, c = [await _provider(await stubs(stt_info())) for _ in range(3)]

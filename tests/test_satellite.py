@@ -74,6 +74,8 @@ class Satellite:
     snd: Path
     events: Path
     log: Path
+    # Home Assistant's log, whose lines about satellites a failure shows.
+    hass_log: Path | None = None
 
     def say(self, speech: Speech, name: str) -> Path:
         """Queue speech for the microphone; return the file it deletes once played."""
@@ -93,8 +95,27 @@ class Satellite:
         return [(e["event"], e["text"]) for e in map(json.loads, lines)]
 
     def tail(self) -> str:
-        """Return the end of the satellite's log."""
-        return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
+        """Return the end of the satellite's log, its timed events, Home Assistant's lines."""
+        own = self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
+        events = (
+            self.events.read_text(errors="replace")[-3000:]
+            if self.events.exists()
+            else ""
+        )
+        about = ("wyoming", "assist_pipeline", "assist_satellite", "local_voice")
+        lines = (
+            [
+                line
+                for line in self.hass_log.read_text(errors="replace").splitlines()
+                if any(word in line for word in about)
+            ][-60:]
+            if self.hass_log is not None and self.hass_log.exists()
+            else []
+        )
+        return (
+            f"{own}\n--- timed events ---\n{events}"
+            f"--- Home Assistant ---\n" + "\n".join(line[:400] for line in lines)
+        )
 
 
 def _group_alive(pgid: int) -> bool:
@@ -455,7 +476,18 @@ async def test_a_satellite_hears_commands_and_announces(
         commands = SubscribedCommands(api)
         await commands.start()
         entry_id: str | None = None
+        satellite.hass_log = develop_hass.folder / "config" / "home-assistant.log"
         try:
+            # What a failure shows: how Home Assistant ran the satellite.
+            await api.request(
+                "POST",
+                "/api/services/logger/set_level",
+                {
+                    "homeassistant.components.wyoming": "debug",
+                    "homeassistant.components.assist_satellite": "debug",
+                    "custom_components.local_voice": "debug",
+                },
+            )
             await api.request(
                 "POST", "/api/services/light/turn_off", {"entity_id": LIGHT}
             )

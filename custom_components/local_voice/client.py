@@ -612,10 +612,13 @@ async def async_detect(
     except TimeoutError as err:
         raise ServerTimeoutError(f"{host}:{port} did not answer in time") from err
     finally:
-        await _finish(read)
         # Let the pending read of the shared stream finish rather than cancel
-        # it, unless this task itself is being cancelled.
+        # it, unless this task itself is being cancelled. Both are told before
+        # the first wait, which a second cancellation may cut short.
         current = asyncio.current_task()
-        await _finish(
-            next_chunk, cancel=current is not None and current.cancelling() > 0
-        )
+        cancelled = current is not None and current.cancelling() > 0
+        if read is not None:
+            read.cancel()
+        if cancelled:
+            next_chunk.cancel()
+        await _finish(read, next_chunk, cancel=False)

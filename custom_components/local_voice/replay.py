@@ -112,7 +112,11 @@ class Recent[T](_Source[T]):
 
 
 async def close_all(*iterators: Any) -> None:
-    """Close async generators abandoned by a failed attempt."""
+    """Close async generators abandoned by a failed or cancelled attempt.
+
+    A generator that a cancelled task is still inside cannot be closed now;
+    it ends with that task.
+    """
     for iterator in iterators:
-        if iterator is not None:
+        if iterator is not None and not getattr(iterator, "ag_running", False):
             await iterator.aclose()
