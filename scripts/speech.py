@@ -65,6 +65,13 @@ class Speech:
         last = max(i for i, x in enumerate(samples) if abs(x) > loudness)
         return (last + 1) / RATE
 
+    def trimmed(self, loudness: int = 300) -> Speech:
+        """Return the speech without the silence before and after it."""
+        samples = memoryview(self.pcm).cast("h")
+        first = next(i for i, x in enumerate(samples) if abs(x) > loudness)
+        last = round(self.end(loudness) * RATE)
+        return Speech(self.text, self.pcm[first * 2 : last * 2])
+
     def __add__(self, other: Speech) -> Speech:
         """Concatenate two utterances."""
         return Speech(f"{self.text} {other.text}", self.pcm + other.pcm)

@@ -1,7 +1,8 @@
 """A Wyoming server in the test's own event loop, for the fast layer.
 
 It answers Describe with a chosen Info and plays a fixed part in requests:
-a transcript it was told to return, a tone for any text, no wake word. It
+a transcript it was told to return, a tone for any text, no wake word (or,
+when told, a wake word in whatever it hears). It
 stands in for the real servers only where their speech adds nothing: flows,
 pipelines, diagnostics and entity snapshots. It can also stall or fail on
 purpose. Everything about speech is tested against the real servers.
@@ -35,7 +36,7 @@ from wyoming.info import (
 )
 from wyoming.server import AsyncEventHandler, AsyncServer
 from wyoming.tts import Synthesize
-from wyoming.wake import Detect, NotDetected
+from wyoming.wake import Detect, Detection, NotDetected
 
 from scripts.servers.launch import free_port
 
@@ -158,6 +159,9 @@ class Behaviour:
     last_audio: bytes = b""
     texts: list[str] = field(default_factory=list)
     released: asyncio.Event = field(default_factory=asyncio.Event)
+    # A wake word server's stand-in for a detector that fires on whatever
+    # it hears: "alexa" once this many seconds of 16 kHz audio came in.
+    detect_after: float | None = None
 
 
 class _Handler(AsyncEventHandler):
@@ -170,6 +174,7 @@ class _Handler(AsyncEventHandler):
         self._chunks = 0
         self._audio_bytes = 0
         self._audio = bytearray()
+        self._detected = False
 
     async def run(self) -> None:
         """Serve one connection; a client that drops it is no error."""
@@ -192,6 +197,16 @@ class _Handler(AsyncEventHandler):
             self._chunks += 1
             self._audio_bytes += len(event.payload or b"")
             self._audio += event.payload or b""
+            if (
+                self._info.wake
+                and behaviour.detect_after is not None
+                and len(self._audio) >= behaviour.detect_after * 32000
+                and not self._detected
+            ):
+                self._detected = True
+                await self.write_event(
+                    Detection(name="alexa", timestamp=len(self._audio) // 32).event()
+                )
             drop = behaviour.drop_after_chunks
             return drop is None or self._chunks < drop
         if AudioStop.is_type(event.type):

@@ -464,8 +464,8 @@ async def test_a_satellite_hears_commands_and_announces(
     speech = SpeechMaker(0, tmp_path)  # espeak-ng only: the same every time
 
     def command(text: str) -> Speech:
-        # The wake word stage hands speech-to-text only what follows the
-        # detection: a breath after "Alexa".
+        # A breath after "Alexa", as most people leave one (without it:
+        # tests/test_wake_check.py).
         return speech.espeak("Alexa.") + silence(0.4) + speech.espeak(text)
 
     async with aiohttp.ClientSession(

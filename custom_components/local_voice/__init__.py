@@ -28,6 +28,7 @@ from .retention import Kept, Retention
 from .services import async_setup_services
 from .sync import assistant_entity_id, async_sync_assistant, is_own_agent
 from .understanding import Understanding
+from .wake_check import WakeLog
 
 PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
@@ -120,6 +121,8 @@ def _runtime_data(
         for subentry in entry.subentries.values()
         if subentry.subentry_type == SUBENTRY_ASSISTANT
     }
+    for subentry_id, assistant in assistants.items():
+        assistant.wakes = WakeLog(hass, subentry_id)
     kept = partial(_kept, hass, assistants)
     runs = RunWatch(hass)
     retention = Retention(hass, kept, runs)
@@ -194,6 +197,8 @@ async def async_unload_entry(hass: HomeAssistant, entry: LocalVoiceConfigEntry) 
     The pipelines stay, as the user's assistants.
     """
     await entry.runtime_data.retention.async_forget_replies()
+    for assistant in entry.runtime_data.assistants.values():
+        await assistant.wakes.async_stop()
     if not hass.is_stopping:
         await _async_hand_back_agents(hass)
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)

@@ -29,6 +29,7 @@ from .names import Repair
 from .protected import Protection
 from .provider import Offer
 from .understanding import ASKED, Outcome
+from .wake_check import WAKE_CHECK_OFF, WakeLog
 
 CONF_STT_PROVIDERS = "stt_providers"
 CONF_TTS_PROVIDERS = "tts_providers"
@@ -47,6 +48,7 @@ CONF_EARLY_END = "early_end"
 CONF_COMMAND_TEXT = "command_text"
 CONF_PROTECTED = "protected_entities"
 CONF_UNPROTECTED = "unprotected_entities"
+CONF_WAKE_CHECK = "wake_check"
 DEFAULT_TTS_CACHE_SECONDS = 60
 
 RECENT_REPAIRS = 10
@@ -121,6 +123,11 @@ class AssistantSettings:
     # asked about (protected.py).
     protected_entities: tuple[str, ...] = ()
     unprotected_entities: tuple[str, ...] = ()
+    # How sure the second check of each wake must be that the speech-to-text
+    # heard the wake word: off, normal or strict (wake_check.py). Off by
+    # default: Whisper tiny.en heard two of four synthetic voices' real
+    # "Alexa" as other words ("I like that, so"), which would drop them.
+    wake_check: str = WAKE_CHECK_OFF
 
     @property
     def protection(self) -> Protection:
@@ -199,6 +206,8 @@ class Assistant:
     understood: Counter[str] = field(default_factory=Counter)
     # One transcription action at a time (services.py).
     transcribing: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Wakes: counted, checked, the recent ones (wake_check.py).
+    wakes: WakeLog = field(default_factory=WakeLog)
 
     def note_ending(self, ending: Ending) -> None:
         """Count how a command ended and keep it among the recent ones."""

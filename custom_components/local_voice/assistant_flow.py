@@ -41,6 +41,7 @@ from .assistant import (
     CONF_TTS_PROVIDERS,
     CONF_UNPROTECTED,
     CONF_VOICE,
+    CONF_WAKE_CHECK,
     CONF_WAKE_PROVIDERS,
     CONF_WAKE_WORD,
     DEFAULT_NAME,
@@ -55,6 +56,7 @@ from .assistant import (
 from .chain import SttChain, TtsChain, UnmanagedProvider
 from .language import base_language, best_match
 from .provider import Offer, Provider
+from .wake_check import WAKE_CHECKS
 
 
 def number_box(low: int, high: int, unit: str | None = None) -> selector.NumberSelector:
@@ -268,6 +270,15 @@ class AssistantForm:
                     )
                 ),
                 vol.Required(
+                    CONF_WAKE_CHECK, default=self._setting(CONF_WAKE_CHECK)
+                ): selector.SelectSelector(
+                    selector.SelectSelectorConfig(
+                        options=list(WAKE_CHECKS),
+                        translation_key=CONF_WAKE_CHECK,
+                        mode=selector.SelectSelectorMode.DROPDOWN,
+                    )
+                ),
+                vol.Required(
                     CONF_CONVERSATION_ENGINE,
                     default=self._setting(CONF_CONVERSATION_ENGINE),
                 ): selector.ConversationAgentSelector(
@@ -305,6 +316,9 @@ class AssistantForm:
                 CONF_LANGUAGE: language,
                 CONF_VOICE: None if voice == SERVER_VOICE else voice,
                 CONF_WAKE_WORD: None if wake_word == NO_WAKE_WORD else wake_word,
+                CONF_WAKE_CHECK: user_input.get(
+                    CONF_WAKE_CHECK, AssistantSettings.default(CONF_WAKE_CHECK)
+                ),
                 CONF_CONVERSATION_ENGINE: agent,
                 CONF_PREFER_LOCAL_INTENTS: user_input[CONF_PREFER_LOCAL_INTENTS],
                 CONF_PROTECTED: user_input.get(CONF_PROTECTED, []),

@@ -69,6 +69,17 @@ class AssistantConversationEntity(conversation.ConversationEntity):
     ) -> conversation.ConversationResult:
         """Say the question or refusal, or hand the command on."""
         settings = self.assistant.settings
+        wakes = self.assistant.wakes
+        wake = wakes.of(chat_log.conversation_id)
+        if wake is not None:
+            await wake.async_verdict()
+            if wake.dropped():
+                # The wake word was not said: nothing is done or said.
+                wakes.settle(chat_log.conversation_id, command=False)
+                return conversation.ConversationResult(
+                    response=intent.IntentResponse(language=user_input.language),
+                    conversation_id=chat_log.conversation_id,
+                )
         try:
             decision = await self._understanding.async_decide(
                 user_input,
@@ -85,6 +96,10 @@ class AssistantConversationEntity(conversation.ConversationEntity):
                 chat_log,
                 Decision(Outcome(), speech=COULD_NOT, refused=True),
             )
+        wakes.settle(
+            chat_log.conversation_id,
+            command=not decision.refused,
+        )
         self.assistant.note_outcome(decision.outcome, decision.repair)
         self._command_log.note_outcome(decision.outcome)
         if decision.command is None:

@@ -131,6 +131,11 @@ async def async_get_config_entry_diagnostics(
                         "repaired_command",
                     )
                 },
+                # Wakes: counts and the last few, with what the check heard
+                # only when the user keeps command text; never audio.
+                "wakes": assistant.wakes.report(
+                    with_words=assistant.settings.command_text
+                ),
                 # Which way each command's audio ended; never what was said.
                 "command_endings": {
                     "count": dict(assistant.endings),

@@ -5,7 +5,9 @@ An assistant's give, after each spoken command, the time from the end of
 speech to the transcript, to the agent's answer and to the first audio of
 the spoken reply, and count its commands, the failed ones, the questions
 asked, the commands confirmed, declined and repaired. They follow
-the `local_voice_command` event (command_log.py).
+the `local_voice_command` event (command_log.py). Three more count its wakes,
+the wakes the second check dropped and those that led to no command
+(the `local_voice_wake` event, wake_check.py).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from homeassistant.core import Event, callback
 from .command_log import EVENT_COMMAND
 from .entity import ProviderEntity, assistant_device, status_platform, unique_id
 from .provider import ProviderHealth
+from .wake_check import DETECTED, DROPPED, EVENT_WAKE, NO_COMMAND
 
 PARALLEL_UPDATES = 0
 
@@ -109,6 +112,8 @@ class CommandFigure(RestoreSensor):
     _attr_has_entity_name = True
     _attr_should_poll = False
     _attr_entity_category = EntityCategory.DIAGNOSTIC
+    # The event it follows.
+    _event = EVENT_COMMAND
 
     def __init__(self, subentry: ConfigSubentry, key: str) -> None:
         """Attach to the assistant's device."""
@@ -128,7 +133,7 @@ class CommandFigure(RestoreSensor):
             return data.get("assistant_id") == self._assistant_id
 
         self.async_on_remove(
-            self.hass.bus.async_listen(EVENT_COMMAND, self._on_command, mine)
+            self.hass.bus.async_listen(self._event, self._on_command, mine)
         )
 
     @callback
@@ -172,6 +177,29 @@ class CommandCount(CommandFigure):
         return True
 
 
+# The wake counts: the step of a wake (the wake event's) each takes.
+WAKE_COUNTS = {
+    "wakes": DETECTED,
+    "dropped_wakes": DROPPED,
+    "wakes_without_command": NO_COMMAND,
+}
+
+
+class WakeCount(CommandFigure):
+    """How many wakes the assistant heard, dropped, or got no command after."""
+
+    _attr_state_class = SensorStateClass.TOTAL_INCREASING
+    _attr_native_value = 0
+    _event = EVENT_WAKE
+
+    def _take(self, data: dict[str, object]) -> bool:
+        if data.get("step") != WAKE_COUNTS[str(self.translation_key)]:
+            return False
+        current = self._attr_native_value
+        self._attr_native_value = (current if isinstance(current, int) else 0) + 1
+        return True
+
+
 async_setup_entry = status_platform(
     lambda coordinator: [
         ProviderLatency(coordinator, description) for description in SENSORS
@@ -179,5 +207,6 @@ async_setup_entry = status_platform(
     lambda entry, subentry: [
         *(CommandLatency(subentry, key) for key in COMMAND_LATENCIES),
         *(CommandCount(subentry, key) for key in COUNTED),
+        *(WakeCount(subentry, key) for key in WAKE_COUNTS),
     ],
 )

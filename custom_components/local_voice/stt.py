@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterable
+from functools import partial
 import logging
+import time
 
 from homeassistant.components import stt
 from homeassistant.helpers import chat_session
@@ -19,6 +22,7 @@ from .models import LocalVoiceData
 from .names import words
 from .protected import asks_for
 from .understanding import NO_ANSWER
+from .wake_check import QUIET, Verdict, Wake, checked, strip_wake_word, wake_word_score
 
 PARALLEL_UPDATES = 0
 
@@ -148,27 +152,66 @@ class AssistantSttEntity(LocalVoiceSttEntity):
         session = chat_session.current_session.get()
         conversation_id = session.conversation_id if session is not None else None
 
-        async def look(audio: bytes) -> str | None:
-            return await self.chain.async_transcribe_once(
-                audio, audio_format, language, vocabulary
-            )
-
         async def complete(text: str) -> str | None:
             return await self._async_whole_command(text, language)
 
         answering = conversation_id is not None and (
             self._understanding.waiting_for_answer(conversation_id)
         )
+        wake = self.assistant.wakes.of(conversation_id)
+        # The audio starts before the wake word when the wake word entity
+        # handed it on: the word is taken off what is heard.
+        phrase = wake.phrase if wake is not None and wake.lead_seconds else None
+
+        def heard(text: str | None) -> str | None:
+            return strip_wake_word(text, phrase) if text and phrase else text
+
+        async def look(audio: bytes) -> str | None:
+            return heard(
+                await self.chain.async_transcribe_once(
+                    audio, audio_format, language, vocabulary
+                )
+            )
+
         early = EarlyEnd(
             look,
             complete,
             looking=self.assistant.settings.early_end and not answering,
         )
-        text, ending = await early.async_run(
-            self.chain.async_transcribe(
-                early.watch(stream), audio_format, language, vocabulary
+        if wake is not None and wake.need is not None and wake.check is None:
+            stream = checked(
+                stream,
+                wake,
+                partial(self._start_check, wake, audio_format, language),
+                audio_format.rate * audio_format.width * audio_format.channels,
             )
+        transcribing = asyncio.create_task(
+            early.async_run(
+                self.chain.async_transcribe(
+                    early.watch(stream), audio_format, language, vocabulary
+                )
+            ),
+            name="local_voice transcription",
         )
+        try:
+            if wake is not None and wake.need is not None:
+                # A wake the check drops ends here, quietly: no more listening.
+                # The check starts once the audio after the wake word is in.
+                while wake.check is None and not transcribing.done():
+                    await asyncio.wait({transcribing}, timeout=0.05)
+                if wake.check is not None:
+                    await asyncio.wait(
+                        {transcribing, wake.check},
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                if wake.dropped():
+                    return QUIET
+            text, ending = await transcribing
+        finally:
+            if not transcribing.done():
+                transcribing.cancel()
+                await asyncio.wait({transcribing})
+        text = heard(text)
         self.assistant.note_ending(ending)
         if ending.speech_end is not None:
             self._command_log.note(SPEECH_END, ending.speech_end, ending.how)
@@ -178,7 +221,35 @@ class AssistantSttEntity(LocalVoiceSttEntity):
             text = NO_ANSWER
         if text and conversation_id is not None:
             self._understanding.note_spoken(conversation_id, text)
+        if not words(text or ""):
+            # Nothing to act on: the agent is not asked.
+            self.assistant.wakes.settle(conversation_id, command=False)
         return text
+
+    def _start_check(
+        self, wake: Wake, audio_format: AudioFormat, language: str, audio: bytes
+    ) -> None:
+        """Start the second check of a wake: is the wake word heard in its audio?"""
+        need = wake.need
+        assert need is not None
+        chain = self.chain
+
+        async def check() -> Verdict | None:
+            started = time.monotonic()
+            heard = await chain.async_transcribe_once(
+                audio, audio_format, language, Vocabulary()
+            )
+            if heard is None:
+                return None
+            score = wake_word_score(heard, wake.phrase)
+            return Verdict(
+                passed=score >= need,
+                score=round(score, 3),
+                heard=heard.strip(),
+                milliseconds=round((time.monotonic() - started) * 1000),
+            )
+
+        self.assistant.wakes.check(wake, check)
 
     async def _async_whole_command(self, text: str, language: str) -> str | None:
         """Return the text when it is a whole command to answer with at once.

@@ -1,0 +1,376 @@
+"""A second, local check of each wake, and a record of the wakes.
+
+A wake word server says "Alexa" on a frame of audio; a television, a name
+like "Alexis" or "Alaska" can say it too. When an assistant's wake word
+entity hears a detection it reports it at once (a real wake is never slower)
+and, while the command is being spoken, the assistant's own speech-to-text
+transcribes the two seconds before the detection and the first moments
+after it. Unless the
+wake word, or a word that sounds close enough to it, is heard there, the run
+ends quietly: the speech-to-text stops listening and the agent neither acts
+nor speaks (stt.py, conversation.py).
+
+The command's speech-to-text also gets the audio from before the detection
+(LEAD_SECONDS), so a command said without a breath after the wake word
+arrives whole; the wake word is then taken off the front of the transcript
+(`strip_wake_word`).
+
+Wakes are counted per assistant: all, dropped by the check, and those that
+led to no command; the last few are kept for diagnostics, never with audio,
+and with what was heard only when the user keeps command text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+import logging
+import re
+import time
+from typing import Any
+
+from homeassistant.core import HomeAssistant
+from rapidfuzz import fuzz
+
+from .names import words
+
+_LOGGER = logging.getLogger(__name__)
+
+# The `wake_check` setting: how sure the check must be that it heard the
+# wake word.
+WAKE_CHECK_OFF = "off"
+WAKE_CHECK_NORMAL = "normal"
+WAKE_CHECK_STRICT = "strict"
+WAKE_CHECKS = (WAKE_CHECK_OFF, WAKE_CHECK_NORMAL, WAKE_CHECK_STRICT)
+# Likeness (0..1, spelling and sound) of the closest words heard to the wake
+# phrase that passes. Normal lets through what a small model writes for a
+# real "Alexa" ("Alexia", "Lexa", "Elexa") and drops "Alexis", "Alaska",
+# "Alexander", "election"; strict asks for the wake word itself.
+PASS_SCORE = {WAKE_CHECK_NORMAL: 0.75, WAKE_CHECK_STRICT: 0.9}
+# A word this like the phrase near the start of a command's transcript is
+# the wake word, and is taken off.
+STRIP_SCORE = 0.6
+# Where the wake word may stand in a transcript that starts before it.
+STRIP_WITHIN = 5
+
+# Audio the wake word entity keeps, the part before the detection the
+# command's speech-to-text gets (the word itself and the detector's delay,
+# 0.2 to 0.5 s after the word ends), and the part the check transcribes.
+KEEP_SECONDS = 3.0
+LEAD_SECONDS = 1.5
+CHECK_SECONDS = 2.0
+# And the part after it: a small model hears a word far better with a little
+# of what follows (alone, "Alexa" came back as "I'll see you next time.").
+CHECK_AFTER_SECONDS = 0.7
+# How long the agent waits for a check that is still under way.
+CHECK_WAIT = 3.0
+
+RECENT_WAKES = 10
+# Conversations whose wake is remembered (one per satellite in use).
+WAKES_KEPT = 32
+
+# Outcomes of a wake.
+PASSED = "passed"
+DROPPED = "dropped"
+UNCHECKED = "unchecked"
+COMMAND = "command"
+NO_COMMAND = "no_command"
+
+# What the speech-to-text reports for a wake the check dropped: some text,
+# since none is an error Home Assistant reports (and that stops an
+# always-streaming satellite); the agent says nothing to it.
+QUIET = "…"
+
+# The event each counted step of a wake fires (the sensors follow it).
+EVENT_WAKE = "local_voice_wake"
+DETECTED = "detected"
+
+_LETTERS = re.compile(r"[^a-z]")
+
+
+def _letters(text: str) -> str:
+    return _LETTERS.sub("", text.lower())
+
+
+def _likeness(heard: list[str], phrase: list[str]) -> float:
+    """Return how alike two runs of words are in spelling, 0..1.
+
+    Spelling, not sound: a phonetic code makes "Alexis" and "Alexa" nearly
+    the same, and a small model spells a real "Alexa" close to the word.
+    """
+    if not heard or not phrase:
+        return 0.0
+    return fuzz.ratio(_letters("".join(heard)), _letters("".join(phrase))) / 100
+
+
+def _windows(
+    heard: list[str], phrase: list[str], starts: range
+) -> list[tuple[int, int, float]]:
+    """Return each run of heard words (start, end) and its likeness to the phrase."""
+    found = []
+    for start in starts:
+        for width in range(1, len(phrase) + 2):
+            end = start + width
+            if end > len(heard):
+                break
+            found.append((start, end, _likeness(heard[start:end], phrase)))
+    return found
+
+
+def wake_word_score(text: str, phrase: str) -> float:
+    """Return how close the closest words of `text` are to the wake phrase."""
+    heard, wanted = words(text), words(phrase)
+    return max(
+        (score for _, _, score in _windows(heard, wanted, range(len(heard)))),
+        default=0.0,
+    )
+
+
+def strip_wake_word(text: str, phrase: str) -> str:
+    """Return the transcript after the wake word near its start.
+
+    What stands before it (the end of another sentence, a television) goes
+    too. A transcript without anything like the wake word near its start
+    is returned as it is.
+    """
+    tokens = list(re.finditer(r"\S+", text))
+    heard = [_letters(t.group()) for t in tokens]
+    wanted = words(phrase)
+    best: tuple[int, int, float] | None = None
+    for start, end, score in _windows(
+        heard, wanted, range(min(STRIP_WITHIN, len(heard)))
+    ):
+        if score >= STRIP_SCORE and (best is None or score > best[2]):
+            best = (start, end, score)
+    if best is None:
+        return text
+    rest = text[tokens[best[1] - 1].end() :] if best[1] < len(tokens) else ""
+    return rest.lstrip(" ,.!?;:-").strip()
+
+
+@dataclass(slots=True)
+class Verdict:
+    """What the check made of a wake."""
+
+    passed: bool
+    score: float
+    heard: str | None
+    milliseconds: int
+
+
+@dataclass(slots=True)
+class Wake:
+    """One detection of an assistant's wake word and what became of it."""
+
+    phrase: str
+    at: float  # time.time()
+    detector_ms: int | None  # the detection's place in the audio
+    strictness: str
+    lead_seconds: float = 0.0
+    # The check's audio up to the detection, and the likeness it needs (None:
+    # no check); the speech-to-text adds what follows and starts it.
+    before: bytes = b""
+    queued_bytes: int = 0
+    need: float | None = None
+    check: asyncio.Task[Verdict | None] | None = None
+    verdict: Verdict | None = None
+    outcome: str = UNCHECKED
+    settled: bool = False
+
+    def dropped(self) -> bool:
+        """Return True when the check found no wake word."""
+        return self.verdict is not None and not self.verdict.passed
+
+    async def async_verdict(self, within: float = CHECK_WAIT) -> Verdict | None:
+        """Wait (a bounded time) for the check; None when there is none."""
+        if self.check is None:
+            return self.verdict
+        if not self.check.done():
+            await asyncio.wait({self.check}, timeout=within)
+        return self.verdict
+
+
+@dataclass
+class WakeLog:
+    """An assistant's wakes: counts, the recent ones, each conversation's last."""
+
+    hass: HomeAssistant | None = None
+    assistant_id: str = ""
+    counts: dict[str, int] = field(
+        default_factory=lambda: {DETECTED: 0, DROPPED: 0, NO_COMMAND: 0}
+    )
+    recent: deque[Wake] = field(default_factory=lambda: deque(maxlen=RECENT_WAKES))
+    _by_conversation: OrderedDict[str, Wake] = field(default_factory=OrderedDict)
+    _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def _count(self, step: str) -> None:
+        self.counts[step] = self.counts.get(step, 0) + 1
+        if self.hass is None:
+            return
+        self.hass.bus.async_fire(
+            EVENT_WAKE, {"assistant_id": self.assistant_id, "step": step}
+        )
+
+    def start(self, conversation_id: str | None, wake: Wake) -> Wake:
+        """Record a detection."""
+        self._count(DETECTED)
+        self.recent.append(wake)
+        if conversation_id is not None:
+            self._by_conversation.pop(conversation_id, None)
+            self._by_conversation[conversation_id] = wake
+            while len(self._by_conversation) > WAKES_KEPT:
+                self._by_conversation.popitem(last=False)
+        return wake
+
+    def check(
+        self, wake: Wake, check: Callable[[], Awaitable[Verdict | None]]
+    ) -> asyncio.Task[Verdict | None]:
+        """Start a wake's check."""
+        work = self._async_check(wake, check)
+        wake.check = (
+            asyncio.create_task(work)
+            if self.hass is None
+            else self.hass.async_create_background_task(work, "local_voice wake check")
+        )
+        self._tasks.add(wake.check)
+        wake.check.add_done_callback(self._tasks.discard)
+        return wake.check
+
+    async def _async_check(
+        self, wake: Wake, check: Callable[[], Awaitable[Verdict | None]]
+    ) -> Verdict | None:
+        try:
+            verdict = await check()
+        except Exception:
+            # A check that fails says nothing: the wake stands.
+            _LOGGER.debug("The wake check failed", exc_info=True)
+            verdict = None
+        wake.verdict = verdict
+        if verdict is not None:
+            _LOGGER.debug(
+                "The wake check scored %.2f in %d ms: %s",
+                verdict.score,
+                verdict.milliseconds,
+                "passed" if verdict.passed else "dropped",
+            )
+            wake.outcome = PASSED if verdict.passed else DROPPED
+            if not verdict.passed:
+                self._count(DROPPED)
+        return verdict
+
+    def of(self, conversation_id: str | None) -> Wake | None:
+        """Return the conversation's last wake not yet settled."""
+        if conversation_id is None:
+            return None
+        wake = self._by_conversation.get(conversation_id)
+        return None if wake is None or wake.settled else wake
+
+    def settle(self, conversation_id: str | None, *, command: bool) -> None:
+        """Note whether the conversation's wake led to a command."""
+        wake = self.of(conversation_id)
+        if wake is None:
+            return
+        wake.settled = True
+        if wake.outcome != DROPPED:
+            wake.outcome = COMMAND if command else NO_COMMAND
+            if not command:
+                self._count(NO_COMMAND)
+
+    async def async_stop(self) -> None:
+        """Cancel checks under way (the entry unloads)."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks))
+
+    def report(self, *, with_words: bool) -> dict[str, Any]:
+        """Return the counts and the recent wakes for diagnostics."""
+        return {
+            "count": {
+                "wakes": self.counts.get(DETECTED, 0),
+                "dropped": self.counts.get(DROPPED, 0),
+                "without_command": self.counts.get(NO_COMMAND, 0),
+            },
+            "recent": [
+                {
+                    "at": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(w.at)),
+                    "phrase": w.phrase,
+                    "detector_ms": w.detector_ms,
+                    "strictness": w.strictness,
+                    "outcome": w.outcome,
+                    "check_score": None if w.verdict is None else w.verdict.score,
+                    "check_ms": None if w.verdict is None else w.verdict.milliseconds,
+                    **(
+                        {"heard": None if w.verdict is None else w.verdict.heard}
+                        if with_words
+                        else {}
+                    ),
+                }
+                for w in self.recent
+            ],
+        }
+
+
+class KeptAudio:
+    """The last seconds of the audio a wake word listener took, with times."""
+
+    def __init__(self, source: AsyncIterable[tuple[bytes, int]]) -> None:
+        """Keep what passes from `source`."""
+        self._source = source
+        self._chunks: deque[tuple[bytes, int]] = deque()
+        self._bytes = 0
+        self.last_ms = 0
+
+    async def stream(self) -> AsyncIterator[tuple[bytes, int]]:
+        """Yield the source's chunks, keeping the last KEEP_SECONDS of them."""
+        limit = int(KEEP_SECONDS * 16000 * 2)
+        async for chunk in self._source:
+            self._chunks.append(chunk)
+            self._bytes += len(chunk[0])
+            self.last_ms = chunk[1]
+            while self._bytes > limit and len(self._chunks) > 1:
+                self._bytes -= len(self._chunks.popleft()[0])
+            yield chunk
+
+    def since(self, ms: float) -> list[tuple[bytes, int]]:
+        """Return the kept chunks that start at `ms` or later."""
+        return [c for c in self._chunks if c[1] >= ms]
+
+    def between(self, start_ms: float, end_ms: float) -> bytes:
+        """Return the kept audio from `start_ms` up to `end_ms`."""
+        return b"".join(c[0] for c in self._chunks if start_ms <= c[1] < end_ms)
+
+
+def pass_score(strictness: str) -> float | None:
+    """Return the likeness the check needs; None when there is no check."""
+    return PASS_SCORE.get(strictness)
+
+
+async def checked(
+    stream: AsyncIterable[bytes],
+    wake: Wake,
+    start: Callable[[bytes], None],
+    rate_bytes: int,
+) -> AsyncIterator[bytes]:
+    """Pass the command's audio on; start the wake's check once it has enough.
+
+    The stream begins with the audio the wake word entity queued (already in
+    `wake.before`); CHECK_AFTER_SECONDS of what follows are added to it.
+    """
+    skip = wake.queued_bytes
+    wanted = int(CHECK_AFTER_SECONDS * rate_bytes)
+    after = bytearray()
+    started = False
+    async for chunk in stream:
+        if not started:
+            taken = chunk[skip:] if skip else chunk
+            skip = max(0, skip - len(chunk))
+            after += taken
+            if len(after) >= wanted:
+                started = True
+                start(wake.before + bytes(after[:wanted]))
+        yield chunk
+    if not started:
+        start(wake.before + bytes(after))
