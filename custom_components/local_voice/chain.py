@@ -19,7 +19,14 @@ each failover is logged once at INFO and counted on the provider left.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterable, Iterator, Sequence
+import asyncio
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Iterator,
+    Sequence,
+)
 from contextlib import contextmanager
 from dataclasses import dataclass
 import logging
@@ -50,6 +57,11 @@ WAKE_AUDIO = AudioFormat(rate=16000, width=2, channels=1)
 # Wake word audio handed to the next listener after a failover: about 1 s of
 # Home Assistant's 10 ms chunks.
 WAKE_REPLAY_CHUNKS = 100
+# A second model's look at a wake (async_confirm): 20 ms chunks, then this
+# much silence in real time (0.6 s), all within a bound.
+WAKE_CHUNK_BYTES = 640
+CONFIRM_SILENCE_CHUNKS = 30
+CONFIRM_TIMEOUT = 5.0
 # The audio of one command kept for a replay: 5 minutes of 16 kHz speech.
 STT_REPLAY_BYTES = 5 * 60 * 32000
 # Text of one streamed reply kept for a replay.
@@ -541,6 +553,54 @@ class WakeChain(Chain):
         if provider is None:
             return None
         return next((w for w in provider.offer.wake_words if w.name == name), None)
+
+    def partners(self, detected: Detected) -> list[tuple[Provider, WakeWord]]:
+        """Return other models of the detected phrase: a second opinion on it.
+
+        Another model name with the same phrase, on any provider of the
+        chain (openWakeWord's "alexa" beside microWakeWord's, say); the same
+        model on another server would only agree with itself.
+        """
+        phrase = detected.phrase.casefold().strip()
+        found: list[tuple[Provider, WakeWord]] = []
+        for handle in self.candidates():
+            provider = handle.provider
+            found.extend(
+                (provider, word)
+                for word in provider.offer.wake_words
+                if word.phrase.casefold().strip() == phrase
+                and word.name != detected.name
+            )
+        return found
+
+    async def async_confirm(
+        self, provider: Provider, word: WakeWord, audio: bytes
+    ) -> bool:
+        """Return whether another model hears its wake word in this audio.
+
+        The audio goes faster than real time, then silence (a detector fires
+        only once the word is over) at a pace a detector that works in its
+        own time keeps up with.
+        """
+
+        async def chunks() -> AsyncIterator[tuple[bytes, int]]:
+            step = WAKE_CHUNK_BYTES
+            for offset in range(0, len(audio), step):
+                yield audio[offset : offset + step], offset // 32
+            end = len(audio) // 32
+            for n in range(CONFIRM_SILENCE_CHUNKS):
+                await asyncio.sleep(WAKE_CHUNK_BYTES / 32000)
+                yield bytes(WAKE_CHUNK_BYTES), end + n * WAKE_CHUNK_BYTES // 32
+
+        detection, _ = await async_detect(
+            provider.host,
+            provider.port,
+            chunks(),
+            WAKE_AUDIO,
+            names=[word.model],
+            timeouts=Timeouts(first_event=CONFIRM_TIMEOUT, total=CONFIRM_TIMEOUT),
+        )
+        return detection is not None
 
     async def async_detect(
         self, stream: AsyncIterable[tuple[bytes, int]], wake_word_id: str | None

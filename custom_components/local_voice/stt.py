@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterable
 from functools import partial
 import logging
-import time
 
 from homeassistant.components import stt
 from homeassistant.helpers import chat_session
@@ -22,7 +21,7 @@ from .models import LocalVoiceData
 from .names import words
 from .protected import asks_for
 from .understanding import NO_ANSWER
-from .wake_check import QUIET, Verdict, Wake, checked, strip_wake_word, wake_word_score
+from .wake_check import QUIET, Wake, async_check, checked, strip_wake_word
 
 PARALLEL_UPDATES = 0
 
@@ -229,27 +228,15 @@ class AssistantSttEntity(LocalVoiceSttEntity):
     def _start_check(
         self, wake: Wake, audio_format: AudioFormat, language: str, audio: bytes
     ) -> None:
-        """Start the second check of a wake: is the wake word heard in its audio?"""
-        need = wake.need
-        assert need is not None
+        """Start the second check of a wake: is the wake word in its audio?"""
         chain = self.chain
 
-        async def check() -> Verdict | None:
-            started = time.monotonic()
-            heard = await chain.async_transcribe_once(
+        async def transcribe(audio: bytes) -> str | None:
+            return await chain.async_transcribe_once(
                 audio, audio_format, language, Vocabulary()
             )
-            if heard is None:
-                return None
-            score = wake_word_score(heard, wake.phrase)
-            return Verdict(
-                passed=score >= need,
-                score=round(score, 3),
-                heard=heard.strip(),
-                milliseconds=round((time.monotonic() - started) * 1000),
-            )
 
-        self.assistant.wakes.check(wake, check)
+        self.assistant.wakes.check(wake, partial(async_check, wake, audio, transcribe))
 
     async def _async_whole_command(self, text: str, language: str) -> str | None:
         """Return the text when it is a whole command to answer with at once.

@@ -10,10 +10,13 @@ wake word, or a word that sounds close enough to it, is heard there, the run
 ends quietly: the speech-to-text stops listening and the agent neither acts
 nor speaks (stt.py, conversation.py).
 
-The command's speech-to-text also gets the audio from before the detection
-(LEAD_SECONDS), so a command said without a breath after the wake word
-arrives whole; the wake word is then taken off the front of the transcript
-(`strip_wake_word`).
+A detector fires only after a pause that follows the wake word, 0.16 to
+0.5 s after the word ends, and Home Assistant hands speech-to-text only the
+audio after the detection: a command said without a breath has begun by
+then, and its first word would be lost. The wake word entity keeps the last
+seconds of audio; when speech began again after that pause and before the
+detection, speech-to-text gets the audio from there (`KeptAudio.onset`), so
+the command arrives whole and the wake word stays out of it.
 
 Wakes are counted per assistant: all, dropped by the check, and those that
 led to no command; the last few are kept for diagnostics, never with audio,
@@ -27,6 +30,7 @@ from collections import OrderedDict, deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 import logging
+import math
 import re
 import time
 from typing import Any
@@ -51,15 +55,27 @@ WAKE_CHECKS = (WAKE_CHECK_OFF, WAKE_CHECK_NORMAL, WAKE_CHECK_STRICT)
 PASS_SCORE = {WAKE_CHECK_NORMAL: 0.75, WAKE_CHECK_STRICT: 0.9}
 # A word this like the phrase near the start of a command's transcript is
 # the wake word, and is taken off.
-STRIP_SCORE = 0.6
-# Where the wake word may stand in a transcript that starts before it.
-STRIP_WITHIN = 5
+STRIP_SCORE = 0.85
+# Where the wake word may stand in a transcript.
+STRIP_WITHIN = 2
 
 # Audio the wake word entity keeps, the part before the detection the
 # command's speech-to-text gets (the word itself and the detector's delay,
 # 0.2 to 0.5 s after the word ends), and the part the check transcribes.
 KEEP_SECONDS = 3.0
-LEAD_SECONDS = 1.5
+# Where the command starts when it starts before the detection: after the
+# last pause of at least PAUSE_SECONDS within PAUSE_WINDOW before the
+# detection, at most ONSET_WITHIN before it (a stop inside "Alexa" is shorter), quiet meaning below
+# QUIET_RATIO times the kept audio's floor (its tenth percentile), and never
+# below QUIET_FLOOR (digital silence); from ONSET_MARGIN before the speech.
+PAUSE_SECONDS = 0.1
+PAUSE_WINDOW = 0.8
+# The command can only start after the wake word ends, which detectors hear
+# 0.16 to 0.5 s later.
+ONSET_WITHIN = 0.45
+QUIET_RATIO = 3.0
+QUIET_FLOOR = 200.0
+ONSET_MARGIN = 0.05
 CHECK_SECONDS = 2.0
 # And the part after it: a small model hears a word far better with a little
 # of what follows (alone, "Alexa" came back as "I'll see you next time.").
@@ -152,12 +168,89 @@ def strip_wake_word(text: str, phrase: str) -> str:
 
 @dataclass(slots=True)
 class Verdict:
-    """What the check made of a wake."""
+    """What the check made of a wake.
+
+    `score`: the likeness of the closest words the speech-to-text heard to
+    the wake phrase (None: it could not tell). `model`: whether a second wake
+    model heard the word (None: none is offered, or it could not tell).
+    """
 
     passed: bool
-    score: float
+    score: float | None
     heard: str | None
     milliseconds: int
+    model: bool | None = None
+
+
+# How the two opinions make the verdict (measured with tests/wake_bench.py):
+# the speech-to-text's alone, a second model's alone (the speech-to-text's
+# where none is offered), either one's yes, or both.
+BY_LISTENING = "listening"
+BY_MODEL = "model"
+BY_EITHER = "either"
+BY_BOTH = "both"
+WAY = BY_EITHER
+
+
+def decide(
+    score: float | None, need: float, model: bool | None, way: str | None = None
+) -> bool | None:
+    """Return whether the wake passes; None when nothing could tell."""
+    way = way or WAY
+    heard = None if score is None else score >= need
+    if way == BY_LISTENING or model is None:
+        return heard
+    if way == BY_MODEL or heard is None:
+        return model
+    if way == BY_EITHER:
+        return heard or model
+    return heard and model
+
+
+async def async_check(
+    wake: Wake,
+    audio: bytes,
+    transcribe: Callable[[bytes], Awaitable[str | None]],
+    way: str | None = None,
+) -> Verdict | None:
+    """Ask the speech-to-text, and a second model where one is offered."""
+    way = way or WAY
+    need = wake.need
+    assert need is not None
+    started = time.monotonic()
+
+    async def listened() -> tuple[float | None, str | None]:
+        if way == BY_MODEL and wake.confirm is not None:
+            return None, None
+        try:
+            heard = await transcribe(audio)
+        except Exception:
+            _LOGGER.debug("The speech-to-text could not check a wake", exc_info=True)
+            return None, None
+        if heard is None:
+            return None, None
+        return wake_word_score(heard, wake.phrase), heard.strip()
+
+    async def confirmed() -> bool | None:
+        if wake.confirm is None or way == BY_LISTENING:
+            return None
+        try:
+            return await wake.confirm(audio)
+        except Exception:
+            _LOGGER.debug("A second wake model could not check a wake", exc_info=True)
+            return None
+
+    (score, heard), model = await asyncio.gather(listened(), confirmed())
+    passed = decide(score, need, model, way)
+    if passed is None:
+        return None
+    return Verdict(
+        passed=passed,
+        score=None if score is None else round(score, 3),
+        heard=heard,
+        milliseconds=round((time.monotonic() - started) * 1000),
+        model=model,
+    )
 
 
 @dataclass(slots=True)
@@ -174,6 +267,8 @@ class Wake:
     before: bytes = b""
     queued_bytes: int = 0
     need: float | None = None
+    # A second wake model's look at the audio (None: none is offered).
+    confirm: Callable[[bytes], Awaitable[bool]] | None = None
     check: asyncio.Task[Verdict | None] | None = None
     verdict: Verdict | None = None
     outcome: str = UNCHECKED
@@ -301,6 +396,7 @@ class WakeLog:
                     "strictness": w.strictness,
                     "outcome": w.outcome,
                     "check_score": None if w.verdict is None else w.verdict.score,
+                    "second_model": None if w.verdict is None else w.verdict.model,
                     "check_ms": None if w.verdict is None else w.verdict.milliseconds,
                     **(
                         {"heard": None if w.verdict is None else w.verdict.heard}
@@ -333,6 +429,45 @@ class KeptAudio:
             while self._bytes > limit and len(self._chunks) > 1:
                 self._bytes -= len(self._chunks.popleft()[0])
             yield chunk
+
+    def onset(self, at_ms: float) -> float | None:
+        """Return where speech began again after the wake word, if it has.
+
+        The wake word ends in a pause (a detector fires only after one); the
+        command may start before the detector fires. The last pause of at
+        least PAUSE_SECONDS from a little before the detection on, when
+        speech follows it in the audio taken: the time that speech starts,
+        less a margin. None when no pause is heard (noise), or when none is
+        followed by speech yet: then nothing was lost.
+        """
+        frames: list[tuple[int, float]] = []
+        for chunk, ms in self._chunks:
+            samples = memoryview(chunk[: len(chunk) // 2 * 2]).cast("h")
+            step = 160  # 10 ms
+            for offset in range(0, len(samples) - step + 1, step):
+                frame = samples[offset : offset + step]
+                energy = math.sqrt(sum(x * x for x in frame) / step)
+                frames.append((ms + offset // 16, energy))
+        if not frames:
+            return None
+        levels = sorted(energy for _, energy in frames)
+        floor = levels[len(levels) // 10]
+        quiet = max(QUIET_FLOOR, floor * QUIET_RATIO)
+        window = [(ms, e) for ms, e in frames if ms >= at_ms - PAUSE_WINDOW * 1000]
+        run = 0
+        onset: float | None = None
+        for ms, energy in window:
+            if energy < quiet:
+                run += 1
+                continue
+            # Speech after a pause, late enough to follow the wake word
+            # (before it, it would be the wake word itself).
+            if run * 10 >= PAUSE_SECONDS * 1000 and ms >= at_ms - (ONSET_WITHIN * 1000):
+                onset = ms
+            run = 0
+        if onset is None:
+            return None
+        return onset - ONSET_MARGIN * 1000
 
     def since(self, ms: float) -> list[tuple[bytes, int]]:
         """Return the kept chunks that start at `ms` or later."""

@@ -7,6 +7,7 @@ detection and records the wake for its second check (wake_check.py).
 from __future__ import annotations
 
 from collections.abc import AsyncIterable
+from functools import partial
 import time
 
 from homeassistant.components import wake_word
@@ -17,14 +18,7 @@ from .assistant import Assistant
 from .chain import Detected, WakeChain
 from .entity import LocalVoiceEntity, speech_platform
 from .models import LocalVoiceData
-from .wake_check import (
-    CHECK_SECONDS,
-    KEEP_SECONDS,
-    LEAD_SECONDS,
-    KeptAudio,
-    Wake,
-    pass_score,
-)
+from .wake_check import CHECK_SECONDS, KEEP_SECONDS, KeptAudio, Wake, pass_score
 
 PARALLEL_UPDATES = 0
 
@@ -96,15 +90,18 @@ class AssistantWakeWordEntity(LocalVoiceWakeWordEntity):
         if detected is None:
             return None
         at_ms = _detection_ms(detected, kept)
-        queued = kept.since(at_ms - LEAD_SECONDS * 1000)
+        # The command began before the detector fired: speech-to-text gets
+        # it from its start. Otherwise only what was taken and not yet sent.
+        onset = kept.onset(at_ms)
+        queued = kept.since(onset) if onset is not None else detected.queued
         settings = self.assistant.settings
         wake = Wake(
             phrase=detected.phrase,
             at=time.time(),
             detector_ms=detected.timestamp,
             strictness=settings.wake_check,
-            lead_seconds=round((kept.last_ms - queued[0][1]) / 1000, 2)
-            if queued
+            lead_seconds=round((kept.last_ms - onset) / 1000, 2)
+            if onset is not None
             else 0.0,
             # Up to the last audio taken; the speech-to-text, which gets the
             # queued audio first, adds what follows and starts the check.
@@ -113,6 +110,9 @@ class AssistantWakeWordEntity(LocalVoiceWakeWordEntity):
         )
         if self.assistant.stt.members and wake.before:
             wake.need = pass_score(settings.wake_check)
+        if wake.need is not None and (partners := self.chain.partners(detected)):
+            # A second model of the same phrase: the first one offered.
+            wake.confirm = partial(self.chain.async_confirm, *partners[0])
         session = chat_session.current_session.get()
         self.assistant.wakes.start(
             session.conversation_id if session is not None else None, wake
