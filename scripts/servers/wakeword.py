@@ -24,6 +24,7 @@ import asyncio
 from dataclasses import dataclass, field
 from functools import partial
 import logging
+import threading
 import time
 from typing import Protocol
 
@@ -139,6 +140,9 @@ def build_info(served: list[Served], engines: tuple[str, ...]) -> Info:
 class Stream(Protocol):
     """The models of one engine over one audio stream."""
 
+    # Too slow to run on the event loop.
+    slow: bool
+
     def process(self, audio: bytes) -> list[tuple[str, float]]:
         """Feed 16 kHz 16-bit mono audio; return (name, seconds of audio) fired."""
 
@@ -161,6 +165,8 @@ class _Refractory:
 
 class MicroStream:
     """microWakeWord models on shared 10 ms features."""
+
+    slow = False
 
     def __init__(self, models: dict[str, str]) -> None:
         """Load the models, Wyoming name to bundled model."""
@@ -199,6 +205,10 @@ class OpenStream:
     embedding of the audio up to the end of the latest mel window, which the
     features tell by the samples they have not used yet.
     """
+
+    # About 5 ms for each 80 ms of audio, and 0.4 s for the first chunk
+    # (the 8 s of silence before it), on one core.
+    slow = True
 
     # A mel window is 1760 samples, advanced by 1280 (80 ms).
     _WINDOW_OVERHANG = 1760 - 1280
@@ -260,6 +270,9 @@ class WakeWordHandler(AsyncEventHandler):
         self._converter = AudioChunkConverter(rate=RATE, width=2, channels=1)
         self._names: list[str] = _default_names(served)
         self._streams: list[Stream] = []
+        # Held while the models run, in a thread for slow ones, and while
+        # they are released.
+        self._running = threading.Lock()
         self._loaded = False
         self._detected = False
 
@@ -280,9 +293,10 @@ class WakeWordHandler(AsyncEventHandler):
         self._detected = False
 
     def _close_models(self) -> None:
-        for stream in self._streams:
-            stream.close()
-        self._streams.clear()
+        with self._running:
+            for stream in self._streams:
+                stream.close()
+            self._streams.clear()
         self._loaded = False
 
     async def handle_event(self, event: Event) -> bool:
@@ -311,8 +325,17 @@ class WakeWordHandler(AsyncEventHandler):
             return False
         return True
 
+    def _run(self, streams: list[Stream], audio: bytes) -> list[tuple[str, float]]:
+        with self._running:
+            return [hit for stream in streams for hit in stream.process(audio)]
+
     async def _process(self, audio: bytes) -> None:
-        fired = [hit for stream in self._streams for hit in stream.process(audio)]
+        streams = list(self._streams)
+        if any(stream.slow for stream in streams):
+            # Off the event loop, so that other connections go on meanwhile.
+            fired = await asyncio.to_thread(self._run, streams, audio)
+        else:
+            fired = self._run(streams, audio)
         for name, seconds in sorted(fired, key=lambda hit: hit[1]):
             self._detected = True
             _LOGGER.info("Detected %s at %.2f s", name, seconds)
