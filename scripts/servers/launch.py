@@ -5,7 +5,9 @@ inside its packages: Piper's en_US-joe-medium voice, Whisper tiny.en and the
 microWakeWord models. Each is ready when it answers Describe.
 
 Run `python -m scripts.servers.launch` to start all three on their usual ports
-(10200, 10300, 10400) until interrupted.
+(10200, 10300, 10400) until interrupted. `start_ready` also starts a wake word
+server of the other engines: openWakeWord ("wakeword_open") or both
+("wakeword_both"), whose openWakeWord models are named "alexa_oww" and so on.
 """
 
 from __future__ import annotations
@@ -144,8 +146,26 @@ def commands(data_dir: Path) -> dict[str, list[str]]:
             "--beam-size",
             "1",
         ],
-        "wakeword": [python, "-m", "scripts.servers.wakeword"],
+        "wakeword": wakeword_command(),
     }
+
+
+# Kinds of wake word server that start_ready starts besides the three above,
+# with the engines they run (see scripts/servers/wakeword.py).
+WAKEWORD_ENGINES = {"wakeword_open": "open", "wakeword_both": "both"}
+
+
+def wakeword_command(engine: str = "micro") -> list[str]:
+    """Return the wake word server's command line for an engine, without --uri."""
+    command = [speech_python(), "-m", "scripts.servers.wakeword"]
+    return command if engine == "micro" else [*command, "--engine", engine]
+
+
+def command(kind: str, data_dir: Path) -> list[str]:
+    """Return the command line of a kind of server, without --uri."""
+    if kind in WAKEWORD_ENGINES:
+        return wakeword_command(WAKEWORD_ENGINES[kind])
+    return commands(data_dir)[kind]
 
 
 def start(name: str, command: list[str], port: int, log_dir: Path) -> Server:
@@ -170,8 +190,11 @@ def start(name: str, command: list[str], port: int, log_dir: Path) -> Server:
 
 
 def start_ready(name: str, kind: str, port: int, log_dir: Path) -> Server:
-    """Start one more server of a kind (piper, whisper, wakeword) and wait for it."""
-    server = start(name, commands(log_dir)[kind], port, log_dir)
+    """Start one more server of a kind and wait for it.
+
+    The kinds: piper, whisper, wakeword, wakeword_open and wakeword_both.
+    """
+    server = start(name, command(kind, log_dir), port, log_dir)
     try:
         wait_ready([server], timeout=120)
     except BaseException:
