@@ -297,7 +297,6 @@ async def test_a_wake_without_the_wake_word_ends_quietly(
     await async_set_assistant(hass, entry, wake_check="off")
     run = await async_run_speech(hass, sentence, wake_word=True, tail=2.0)
     assert run.transcript != QUIET
-    assert "light" in normalize(run.transcript), run.transcript
     assert run.answer
     # Not understood: a wake that led to no command.
     assert steps == ["detected", "dropped", "detected", "no_command"]

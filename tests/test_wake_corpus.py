@@ -86,7 +86,7 @@ def test_command_plan() -> None:
         mine = [c for c in plan if c.voice.name == voice]
         assert sum(c.breath for c in mine) * 2 == len(mine), voice
     for c in plan:
-        assert (0.4 <= c.pause <= 0.6) if c.breath else c.pause == 0
+        assert (0.4 <= c.pause <= 0.6) if c.breath else (0.2 <= c.pause <= 0.25)
         assert c.lead >= 2 and c.tail >= 3
     assert len({c.command for c in plan}) >= 12
 
@@ -136,11 +136,9 @@ def test_wake_commands_know_where_alexa_ends(
         # The word is heard up to its end (trimmed at 250 before the
         # command's peak was limited).
         assert max(abs(x) for x in samples[c.wake_end - 80 : c.wake_end]) >= 100
-        if c.breath:
-            assert 0.4 <= (c.command_start - c.wake_end) / RATE <= 0.6
-            assert not any(samples[c.wake_end : c.command_start])
-        else:
-            assert c.command_start == c.wake_end
+        pause = (c.command_start - c.wake_end) / RATE
+        assert (0.4 <= pause <= 0.6) if c.breath else (0.199 <= pause <= 0.25)
+        assert not any(samples[c.wake_end : c.command_start])
         assert len(samples) - c.command_end >= 3 * RATE
         assert not any(samples[c.command_end :])
 

@@ -11,8 +11,9 @@ every run for a seed (`SEED` by default):
   or noise, or a room's conversation over a television's voice.
 - Wake commands (`wake_commands`): "Alexa" and then a command to the demo
   home, in six voices (five espeak-ng ones and Piper's joe), half with a
-  breath after the wake word (0.4 to 0.6 s of silence) and half running
-  straight on, with seconds of silence before and after. "Alexa" is its own
+  breath after the wake word (0.4 to 0.6 s of silence) and half without
+  (0.2 to 0.25 s: the pause a detector needs to fire at all; with none,
+  microWakeWord fired on 0 of 24), with seconds of silence before and after. "Alexa" is its own
   synthesis, its silence trimmed, so where it ends is known to the sample.
 
 Speech comes from a `SpeechMaker`, which keeps every synthesis on disk: a
@@ -403,7 +404,7 @@ class PlannedCommand:
     command: str
     voice: Voice
     breath: bool
-    # The silence after "Alexa", in seconds (0 without a breath).
+    # The silence after "Alexa", in seconds (0.2 to 0.25 without a breath).
     pause: float
     lead: float
     tail: float
@@ -709,7 +710,9 @@ def command_plan(count: int = COMMAND_COUNT, seed: str = SEED) -> list[PlannedCo
                 command=texts[index],
                 voice=voice,
                 breath=breath,
-                pause=round(rng.uniform(0.4, 0.6), 3) if breath else 0.0,
+                pause=round(
+                    rng.uniform(0.4, 0.6) if breath else rng.uniform(0.2, 0.25), 3
+                ),
                 lead=round(rng.uniform(2.0, 3.0), 3),
                 tail=round(rng.uniform(3.0, 4.0), 3),
                 speed=_speed(voice, rng),
