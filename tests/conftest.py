@@ -41,6 +41,7 @@ _REAL_SERVER_FIXTURES = {
     "piper",
     "whisper",
     "wakeword",
+    "wakeword_both",
     "speech",
     "develop_hass",
 }
@@ -128,6 +129,31 @@ def whisper(speech_servers: dict[str, launch.Server], socket_enabled: None) -> i
 def wakeword(speech_servers: dict[str, launch.Server], socket_enabled: None) -> int:
     """Port of the wake word server."""
     return speech_servers["wakeword"].port
+
+
+@pytest.fixture(scope="session")
+def both_engines_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[launch.Server]:
+    """Start a wake word server running microWakeWord and openWakeWord, once."""
+    pytest_socket.enable_socket()
+    try:
+        server = launch.start_ready(
+            "wakeword-both",
+            "wakeword_both",
+            launch.free_port(),
+            tmp_path_factory.mktemp("wakeword-both"),
+        )
+    finally:
+        pytest_socket.disable_socket(allow_unix_socket=True)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def wakeword_both(both_engines_server: launch.Server, socket_enabled: None) -> int:
+    """Port of the wake word server with both engines ("alexa", "alexa_oww")."""
+    return both_engines_server.port
 
 
 @pytest.fixture(scope="session")

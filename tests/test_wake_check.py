@@ -18,6 +18,7 @@ from homeassistant.helpers import entity_registry as er
 from hypothesis import given, strategies as st
 import pytest
 
+from custom_components.local_voice import wake_check
 from custom_components.local_voice.diagnostics import async_get_config_entry_diagnostics
 from custom_components.local_voice.wake_check import (
     BY_BOTH,
@@ -37,7 +38,11 @@ from custom_components.local_voice.wake_check import (
 from scripts.commands import normalize
 from scripts.demo_home import async_setup_demo_home
 from scripts.speech import Speech, SpeechMaker, silence
-from tests.common import async_add_local_voice, async_set_assistant
+from tests.common import (
+    async_add_local_voice,
+    async_set_assistant,
+    provider_subentry_id,
+)
 from tests.pipeline_helpers import async_run_speech
 from tests.stub_server import StubServer, wake_info
 
@@ -300,3 +305,89 @@ async def test_a_wake_without_the_wake_word_ends_quietly(
     assert run.answer
     # Not understood: a wake that led to no command.
     assert steps == ["detected", "dropped", "detected", "no_command"]
+
+
+# --- a second wake model -----------------------------------------------------
+
+
+async def _recent_wakes(hass: HomeAssistant, entry: Any) -> list[dict[str, Any]]:
+    report = await async_get_config_entry_diagnostics(hass, entry)
+    (wakes,) = [a["wakes"] for a in report["assistants"]]
+    recent: list[dict[str, Any]] = wakes["recent"]
+    return recent
+
+
+@pytest.mark.servers
+async def test_a_second_model_confirms_a_real_wake(
+    voice_hass: HomeAssistant,
+    scan_ports: list[int],
+    piper: int,
+    whisper: int,
+    wakeword_both: int,
+    speech: SpeechMaker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """microWakeWord's "alexa" fires, openWakeWord's "alexa_oww" agrees: acted on."""
+    monkeypatch.setattr(wake_check, "WAY", BY_MODEL)
+    hass = voice_hass
+    await async_setup_demo_home(hass)
+    entry = await async_add_local_voice(hass, scan_ports, piper, whisper, wakeword_both)
+    await async_set_assistant(hass, entry, wake_check=WAKE_CHECK_NORMAL)
+    steps = _wakes(hass)
+    said = (
+        speech.piper("Alexa.").trimmed()
+        + silence(0.5)
+        + speech.piper("Turn on the kitchen light.").trimmed()
+    )
+    run = await async_run_speech(hass, said + silence(0.3), wake_word=True, tail=2.0)
+    assert run.errors == []
+    assert normalize(run.transcript) == "turn on the kitchen light", run.transcript
+    assert hass.states.get(LIGHT).state == "on"
+    await hass.async_block_till_done()
+    assert steps == ["detected"]
+    (recent,) = await _recent_wakes(hass, entry)
+    assert recent["second_model"] is True
+    assert recent["outcome"] == "command"
+
+
+@pytest.mark.servers
+async def test_a_second_model_drops_a_false_wake(
+    voice_hass: HomeAssistant,
+    scan_ports: list[int],
+    piper: int,
+    whisper: int,
+    wakeword_both: int,
+    stubs: Callable[..., Awaitable[StubServer]],
+    speech: SpeechMaker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A detector fires on a sentence without "Alexa"; openWakeWord hears none: dropped."""
+    monkeypatch.setattr(wake_check, "WAY", BY_MODEL)
+    hass = voice_hass
+    detector = await stubs(wake_info())
+    detector.behaviour.detect_after = 1.2
+    await async_setup_demo_home(hass)
+    entry = await async_add_local_voice(
+        hass, scan_ports, piper, whisper, detector.port, wakeword_both
+    )
+    # The stub listens first; the real server is there for its second model.
+    await async_set_assistant(
+        hass,
+        entry,
+        wake_check=WAKE_CHECK_NORMAL,
+        wake_providers=[
+            provider_subentry_id(entry, detector.port),
+            provider_subentry_id(entry, wakeword_both),
+        ],
+    )
+    steps = _wakes(hass)
+    sentence = speech.espeak("Turn on the kitchen light, please.")
+    run = await async_run_speech(hass, sentence, wake_word=True, tail=2.0)
+    assert run.errors == []
+    assert run.answer == ""
+    assert not [e for e in run.events if e.type == PipelineEventType.TTS_START]
+    assert hass.states.get(LIGHT).state == "off"
+    assert steps == ["detected", "dropped"]
+    (recent,) = await _recent_wakes(hass, entry)
+    assert recent["second_model"] is False
+    assert recent["outcome"] == "dropped"

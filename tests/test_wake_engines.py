@@ -7,45 +7,18 @@ shortly after the word ends, and not on a sentence without it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-import pytest_socket
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.wake import Detect, Detection, NotDetected
 
 from custom_components.local_voice import client
-from scripts.servers import launch
 from scripts.speech import Speech, SpeechMaker, silence
 from tests.common import HOST
 
 pytestmark = pytest.mark.servers
 
 ENGINES = ("alexa", "alexa_oww")
-
-
-@pytest.fixture(scope="module")
-def both_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """Start a wake word server running both engines, once for the module."""
-    pytest_socket.enable_socket()
-    try:
-        server = launch.start_ready(
-            "wakeword-both",
-            "wakeword_both",
-            launch.free_port(),
-            tmp_path_factory.mktemp("wakeword-both"),
-        )
-    finally:
-        pytest_socket.disable_socket(allow_unix_socket=True)
-    yield server.port
-    server.stop()
-
-
-@pytest.fixture
-def both_engines(both_server: int, socket_enabled: None) -> int:
-    """Port of the wake word server running both engines."""
-    return both_server
 
 
 async def detections(port: int, audio: Speech) -> list[tuple[str, float]]:
@@ -71,21 +44,21 @@ async def detections(port: int, audio: Speech) -> list[tuple[str, float]]:
     return found
 
 
-async def test_describe_offers_both_engines(both_engines: int) -> None:
+async def test_describe_offers_both_engines(wakeword_both: int) -> None:
     """Both "Alexa" models are offered, each by its own name and the same phrase."""
-    (program,) = (await client.async_describe(HOST, both_engines)).wake
+    (program,) = (await client.async_describe(HOST, wakeword_both)).wake
     phrases = {model.name: model.phrase for model in program.models}
     assert phrases["alexa"] == phrases["alexa_oww"] == "Alexa"
     assert phrases["okay_nabu_oww"] == "Okay Nabu"
 
 
 async def test_both_engines_hear_alexa_once_each_time(
-    both_engines: int, speech: SpeechMaker
+    wakeword_both: int, speech: SpeechMaker
 ) -> None:
     """Said twice, 'Alexa, turn on the kitchen light' fires each engine twice."""
     command = speech.piper("Alexa, turn on the kitchen light.")
     audio = silence(1.0) + command + silence(3.0) + command + silence(1.0)
-    found = await detections(both_engines, audio)
+    found = await detections(wakeword_both, audio)
     second = 1.0 + command.seconds + 3.0
     for name in ENGINES:
         times = [seconds for model, seconds in found if model == name]
@@ -95,7 +68,7 @@ async def test_both_engines_hear_alexa_once_each_time(
 
 
 async def test_detection_follows_the_end_of_the_word(
-    both_engines: int, speech: SpeechMaker
+    wakeword_both: int, speech: SpeechMaker
 ) -> None:
     """Each engine fires within a second of the end of "Alexa" (espeak-ng)."""
     wake = speech.espeak("Alexa", "en-us")
@@ -107,14 +80,14 @@ async def test_detection_follows_the_end_of_the_word(
         + speech.espeak("turn on the kitchen light", "en-us")
         + silence(1.0)
     )
-    found = await detections(both_engines, audio)
+    found = await detections(wakeword_both, audio)
     assert sorted(name for name, _ in found) == sorted(ENGINES), found
     for name, seconds in found:
         assert ends - 0.2 < seconds < ends + 1.0, (name, seconds, ends)
 
 
 async def test_no_detection_without_the_wake_word(
-    both_engines: int, speech: SpeechMaker
+    wakeword_both: int, speech: SpeechMaker
 ) -> None:
     """A short sentence without "Alexa" fires neither engine."""
     audio = (
@@ -124,4 +97,4 @@ async def test_no_detection_without_the_wake_word(
         + speech.espeak("What is the weather like today?", "en-us")
         + silence(1.0)
     )
-    assert await detections(both_engines, audio) == []
+    assert await detections(wakeword_both, audio) == []

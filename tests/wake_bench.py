@@ -33,7 +33,7 @@ bound a run.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 import json
 import os
@@ -57,9 +57,9 @@ from homeassistant.components.assist_pipeline.pipeline import (
 from homeassistant.config_entries import SOURCE_USER
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import entity_registry as er
 import pytest
-import pytest_socket
 
 from custom_components.local_voice import wake_check
 from custom_components.local_voice.wake_check import (
@@ -73,7 +73,6 @@ from custom_components.local_voice.wake_check import (
 from scripts.commands import normalize
 from scripts.demo_home import async_setup_demo_home
 from scripts.figures import percentile
-from scripts.servers import launch
 from scripts.speech import Speech, SpeechMaker, silence
 from tests.common import async_add_local_voice, async_set_assistant
 from tests.pipeline_helpers import METADATA
@@ -122,23 +121,6 @@ def _results(tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def both_wake_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """A wake word server running microWakeWord and openWakeWord."""
-    pytest_socket.enable_socket()
-    try:
-        server = launch.start_ready(
-            "wakeword-both",
-            "wakeword_both",
-            launch.free_port(),
-            tmp_path_factory.mktemp("wakeword-both"),
-        )
-    finally:
-        pytest_socket.disable_socket(allow_unix_socket=True)
-    yield server.port
-    server.stop()
-
-
 @dataclass
 class Observed:
     """The wakes the check saw, none dropped."""
@@ -163,19 +145,19 @@ async def bench(
     scan_ports: list[int],
     piper: int,
     whisper: int,
-    both_wake_server: int,
+    wakeword_both: int,
     socket_enabled: None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Bench:
     """The demo home, Local Voice and core over the same servers."""
     hass = voice_hass
     await async_setup_demo_home(hass)
-    entry = await async_add_local_voice(
-        hass, scan_ports, piper, whisper, both_wake_server
-    )
+    entry = await async_add_local_voice(hass, scan_ports, piper, whisper, wakeword_both)
     lv = async_get_pipeline(hass)
     assert lv.wake_word_id == "alexa", lv
-    core = await _core_pipeline(hass, whisper, both_wake_server, lv.tts_engine or "")
+    core = await _core_pipeline(
+        hass, whisper, wakeword_both, lv.tts_engine or "", lv.tts_voice
+    )
     # Observe: every wake is checked both ways, none is dropped.
     observed = Observed()
     monkeypatch.setattr(wake_check, "WAY", wake_check.BY_EITHER)
@@ -193,7 +175,7 @@ async def bench(
 
 
 async def _core_pipeline(
-    hass: HomeAssistant, whisper: int, wake: int, tts_entity: str
+    hass: HomeAssistant, whisper: int, wake: int, tts_entity: str, voice: str | None
 ) -> str:
     """Core's Wyoming integration for the Whisper and wake word servers; its pipeline."""
     for port in (whisper, wake):
@@ -217,8 +199,14 @@ async def _core_pipeline(
         hass, core_stt, tts_entity, "Core Wyoming"
     )
     assert pipeline is not None
+    # The same reply voice as Local Voice's pipeline: only the wake and
+    # speech-to-text stages differ.
     await async_update_pipeline(
-        hass, pipeline, wake_word_entity=core_wake, wake_word_id="alexa"
+        hass,
+        pipeline,
+        wake_word_entity=core_wake,
+        wake_word_id="alexa",
+        tts_voice=voice,
     )
     return pipeline.id
 
@@ -245,9 +233,12 @@ async def _run(
         stream = tts.async_get_stream(hass, token)
         if stream is None:
             return
-        async for _chunk in stream.async_stream_result():
-            if record.first_audio is None:
-                record.first_audio = time.monotonic()
+        try:
+            async for _chunk in stream.async_stream_result():
+                if record.first_audio is None:
+                    record.first_audio = time.monotonic()
+        except HomeAssistantError as err:
+            record.errors.append(f"tts: {err}")
 
     def on_event(event: PipelineEvent) -> None:
         data = event.data or {}
@@ -369,6 +360,7 @@ async def _false_wakes(
                 "side": side,
                 "after_s": round(at, 2),
                 "transcript": record.transcript,
+                "errors": record.errors,
                 **(checked[0] if checked else {}),
             }
         )
@@ -437,6 +429,7 @@ async def _wake_command(
         and transcript != QUIET
         and normalize(transcript) == normalize(command.command),
         "first_audio_after_wake_s": latency,
+        "errors": record.errors,
         **(checked[0] if checked else {}),
     }
 
