@@ -31,6 +31,8 @@ from custom_components.local_voice.wake_check import (
     WAKE_CHECK_NORMAL,
     WAKE_CHECK_STRICT,
     KeptAudio,
+    Wake,
+    async_check,
     decide,
     strip_wake_word,
     wake_word_score,
@@ -184,6 +186,51 @@ def test_the_ways_of_deciding(
 ) -> None:
     """A check that could not tell leaves the decision to the other one."""
     assert decide(score, 0.75, model, way) is passes
+
+
+@pytest.mark.parametrize(
+    ("way", "model", "heard", "listened", "passes"),
+    [
+        # The second model's yes settles "either" without the speech-to-text.
+        (BY_EITHER, True, "Hello there", False, True),
+        (BY_EITHER, False, "Alexa, turn on", True, True),
+        (BY_EITHER, False, "Hello there", True, False),
+        # Its no settles "both".
+        (BY_BOTH, False, "Alexa, turn on", False, False),
+        (BY_BOTH, True, "Hello there", True, False),
+        (BY_MODEL, False, "Alexa, turn on", False, False),
+        (BY_LISTENING, None, "Alexa, turn on", True, True),
+        # A model that could not tell: the speech-to-text decides.
+        (BY_MODEL, None, "Hello there", True, False),
+    ],
+)
+async def test_the_speech_to_text_is_asked_only_when_it_matters(
+    way: str, model: bool | None, heard: str, listened: bool, passes: bool
+) -> None:
+    """The second model goes first; a wake it settles costs no transcription."""
+    asked: list[bytes] = []
+
+    async def transcribe(audio: bytes) -> str:
+        asked.append(audio)
+        return heard
+
+    async def confirm(audio: bytes) -> bool:
+        if model is None:
+            raise TimeoutError
+        return model
+
+    wake = Wake(
+        phrase="Alexa",
+        at=0.0,
+        detector_ms=None,
+        strictness=WAKE_CHECK_NORMAL,
+        need=PASS_SCORE[WAKE_CHECK_NORMAL],
+        confirm=confirm,
+    )
+    verdict = await async_check(wake, b"audio", transcribe, way)
+    assert verdict is not None
+    assert verdict.passed is passes
+    assert bool(asked) is listened
 
 
 # --- real speech -------------------------------------------------------------

@@ -33,7 +33,7 @@ bound a run.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 import json
 import os
@@ -60,8 +60,9 @@ from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import entity_registry as er
 import pytest
+from rapidfuzz.distance import Levenshtein
 
-from custom_components.local_voice import wake_check
+from custom_components.local_voice import stt, wake_check
 from custom_components.local_voice.wake_check import (
     PASS_SCORE,
     QUIET,
@@ -87,7 +88,11 @@ from tests.wake_corpus import (
 
 pytestmark = pytest.mark.timeout(0)
 
-CORE, LV, LV_CHECKED = "core wyoming", "local voice", "local voice, checked"
+CORE, LV = "core wyoming", "local voice"
+LV_CHECKED = f"local voice, checked ({wake_check.WAY})"
+LV_OBSERVED = "local voice, observed"
+# LOCAL_VOICE_SIDES picks some of them: core,lv,checked,observed.
+SIDES = {"core": CORE, "lv": LV, "checked": LV_CHECKED, "observed": LV_OBSERVED}
 # The ways of deciding a wake, judged on the same wakes.
 WAYS: dict[str, Callable[[dict[str, Any]], bool]] = {
     "no check": lambda w: True,
@@ -104,6 +109,9 @@ WAYS: dict[str, Callable[[dict[str, Any]], bool]] = {
     ),
 }
 CHUNK = 320  # 10 ms
+# The assistant's (and core's) wake word model: microWakeWord's "alexa" (the
+# default), or openWakeWord's "alexa_oww"; the other one is the second model.
+WAKE_WORD = os.environ.get("LOCAL_VOICE_WAKE_WORD", "alexa")
 
 
 def _heard(wake: dict[str, Any], need: float) -> bool:
@@ -123,9 +131,50 @@ def _results(tmp_path: Path) -> Path:
 
 @dataclass
 class Observed:
-    """The wakes the check saw, none dropped."""
+    """The wakes the assistant recorded; while observing, every opinion of each."""
 
     wakes: list[Wake] = field(default_factory=list)
+    monkeypatch: pytest.MonkeyPatch | None = None
+    observing: bool = False
+
+    def observe(self, on: bool) -> None:
+        """Ask the speech-to-text and the second model about every wake, drop none."""
+        assert self.monkeypatch is not None
+        if on and not self.observing:
+            self.monkeypatch.setattr(wake_check, "decide", lambda *a, **k: True)
+            self.monkeypatch.setattr(stt, "async_check", _observing)
+        elif not on and self.observing:
+            self.monkeypatch.setattr(wake_check, "decide", _DECIDE)
+            self.monkeypatch.setattr(stt, "async_check", _CHECK)
+        self.observing = on
+
+
+_DECIDE = wake_check.decide
+_CHECK = wake_check.async_check
+
+
+async def _observing(
+    wake: Wake,
+    audio: bytes,
+    transcribe: Callable[[bytes], Awaitable[str | None]],
+    way: str | None = None,
+) -> Verdict | None:
+    """Both opinions of a wake, side by side (decide says yes to all)."""
+
+    async def model() -> bool | None:
+        if wake.confirm is None:
+            return None
+        try:
+            return await wake.confirm(audio)
+        except Exception:  # noqa: BLE001 - an opinion that could not be had
+            return None
+
+    listening, opinion = await asyncio.gather(
+        _CHECK(wake, audio, transcribe, wake_check.BY_LISTENING), model()
+    )
+    if listening is not None:
+        listening.model = opinion
+    return listening
 
 
 @dataclass
@@ -153,15 +202,15 @@ async def bench(
     hass = voice_hass
     await async_setup_demo_home(hass)
     entry = await async_add_local_voice(hass, scan_ports, piper, whisper, wakeword_both)
+    if WAKE_WORD != "alexa":
+        await async_set_assistant(hass, entry, wake_word=WAKE_WORD)
     lv = async_get_pipeline(hass)
-    assert lv.wake_word_id == "alexa", lv
+    assert lv.wake_word_id == WAKE_WORD, lv
     core = await _core_pipeline(
         hass, whisper, wakeword_both, lv.tts_engine or "", lv.tts_voice
     )
-    # Observe: every wake is checked both ways, none is dropped.
-    observed = Observed()
-    monkeypatch.setattr(wake_check, "WAY", wake_check.BY_EITHER)
-    monkeypatch.setattr(wake_check, "decide", lambda *args, **kwargs: True)
+    # Every wake the assistant records is noted.
+    observed = Observed(monkeypatch=monkeypatch)
     start = wake_check.WakeLog.start
 
     def noting(
@@ -205,7 +254,7 @@ async def _core_pipeline(
         hass,
         pipeline,
         wake_word_entity=core_wake,
-        wake_word_id="alexa",
+        wake_word_id=WAKE_WORD,
         tts_voice=voice,
     )
     return pipeline.id
@@ -216,6 +265,7 @@ class RunRecord:
     """One pipeline run over the audio."""
 
     woke: bool = False
+    wake_ms: int | None = None  # the detection, from the start of the run
     transcript: str | None = None
     answer: str | None = None
     first_audio: float | None = None  # wall clock
@@ -243,7 +293,9 @@ async def _run(
     def on_event(event: PipelineEvent) -> None:
         data = event.data or {}
         if event.type == PipelineEventType.WAKE_WORD_END:
-            record.woke = bool(data.get("wake_word_output"))
+            output = data.get("wake_word_output") or {}
+            record.woke = bool(output)
+            record.wake_ms = output.get("timestamp")
         elif event.type == PipelineEventType.STT_END:
             record.transcript = data["stt_output"]["text"]
         elif event.type == PipelineEventType.INTENT_END:
@@ -307,6 +359,8 @@ class Source:
 def _wake_row(wake: Wake) -> dict[str, Any]:
     verdict: Verdict | None = wake.verdict
     return {
+        "dropped": wake.dropped(),
+        "check_ms": None if verdict is None else verdict.milliseconds,
         "score": None if verdict is None else verdict.score,
         "model": None if verdict is None else verdict.model,
         "heard": None if verdict is None else verdict.heard,
@@ -326,6 +380,7 @@ async def test_false_wakes(bench: Bench, speech: SpeechMaker, tmp_path: Path) ->
     """Half an hour without the wake word: how often each side wakes."""
     hass = bench.hass
     await async_set_assistant(hass, bench.entry, wake_check=WAKE_CHECK_NORMAL)
+    bench.observed.observe(True)
     minutes = _env_number("LOCAL_VOICE_MINUTES", MINUTES)
     rows: list[dict[str, Any]] = []
     seconds = 0.0
@@ -336,7 +391,7 @@ async def test_false_wakes(bench: Bench, speech: SpeechMaker, tmp_path: Path) ->
     hours = seconds / 3600
     table = _false_wake_table(rows, hours)
     print(table)
-    path = _results(tmp_path) / "wake_false.json"
+    path = _results(tmp_path) / f"wake_false-{WAKE_WORD}.json"
     path.write_text(json.dumps({"hours": hours, "rows": rows}, indent=1))
     print(f"results: {path}")
 
@@ -358,7 +413,7 @@ async def _false_wakes(
                 "piece": piece.name,
                 "scene": piece.scene,
                 "side": side,
-                "after_s": round(at, 2),
+                "after_s": round(at + (record.wake_ms or 0) / 1000, 2),
                 "transcript": record.transcript,
                 "errors": record.errors,
                 **(checked[0] if checked else {}),
@@ -387,17 +442,31 @@ async def test_wake_commands(bench: Bench, speech: SpeechMaker, tmp_path: Path) 
     count = int(_env_number("LOCAL_VOICE_COMMANDS", COMMAND_COUNT))
     rows: list[dict[str, Any]] = []
     commands = list(wake_commands(speech, count))
-    for side in (CORE, LV, LV_CHECKED):
-        pipeline = bench.core if side == CORE else bench.lv
-        await async_set_assistant(
-            hass,
-            bench.entry,
-            wake_check=WAKE_CHECK_NORMAL if side == LV_CHECKED else "off",
-        )
-        rows.extend([await _wake_command(bench, side, pipeline, c) for c in commands])
+    chosen = os.environ.get("LOCAL_VOICE_SIDES")
+    sides = [
+        side
+        for key, side in SIDES.items()
+        if chosen is None or key in chosen.split(",")
+    ]
+    # Side by side, command by command: core and Local Voice without the
+    # check; then the check as it decides, and observing every opinion.
+    for check, both in (
+        ("off", (CORE, LV)),
+        (WAKE_CHECK_NORMAL, (LV_CHECKED, LV_OBSERVED)),
+    ):
+        pair = [side for side in both if side in sides]
+        if not pair:
+            continue
+        await async_set_assistant(hass, bench.entry, wake_check=check)
+        for command in commands:
+            for side in pair:
+                bench.observed.observe(side == LV_OBSERVED)
+                pipeline = bench.core if side == CORE else bench.lv
+                rows.append(await _wake_command(bench, side, pipeline, command))
+    bench.observed.observe(False)
     table = _command_table(rows)
     print(table)
-    path = _results(tmp_path) / "wake_commands.json"
+    path = _results(tmp_path) / f"wake_commands-{WAKE_WORD}.json"
     path.write_text(json.dumps(rows, indent=1))
     print(f"results: {path}")
 
@@ -408,7 +477,7 @@ async def _wake_command(
     before = len(bench.observed.wakes)
     source = Source(silence(0.5) + command.speech + silence(4.0), real_time=True)
     record = await _run(bench.hass, pipeline, source.stream())
-    checked = await _settle(bench, before) if side == LV_CHECKED else []
+    checked = await _settle(bench, before) if side in (LV_CHECKED, LV_OBSERVED) else []
     end_chunk = (int(0.5 * 16000) + command.wake_end) * 2 // CHUNK
     wake_end = source.sent.get(end_chunk)
     latency = (
@@ -436,12 +505,12 @@ async def _wake_command(
 
 def _command_table(rows: list[dict[str, Any]]) -> str:
     title = (
-        "Wake commands: woken and passed, transcript word for word, "
-        "end of 'Alexa' to first audio (median / p95)"
+        "Wake commands: woken (and passed), transcript word for word, its first "
+        "word right, words wrong, end of 'Alexa' to first audio (median / p95)"
     )
     header = (
-        f"{'side / way':34} {'breath':>7} {'woken':>6} {'whole':>6} "
-        f"{'median s':>9} {'p95 s':>7}"
+        f"{'side / way':40} {'breath':>6} {'woken':>6} {'whole':>6} "
+        f"{'first':>6} {'wrong':>6} {'median s':>9} {'p95 s':>6}"
     )
     lines = [title, header]
 
@@ -452,22 +521,34 @@ def _command_table(rows: list[dict[str, Any]]) -> str:
             part = [r for r in chosen if r["breath"] is breath]
             woken = [r for r in part if r["woke"] and passes(r)]
             whole = [r for r in woken if r["whole"]]
+            said = [normalize(r["command"]).split() for r in woken]
+            heard = [normalize(r["transcript"] or "").split() for r in woken]
+            first = sum(h[:1] == w[:1] for w, h in zip(said, heard, strict=True))
+            wrong = sum(
+                Levenshtein.distance(w, h) for w, h in zip(said, heard, strict=True)
+            ) / max(1, sum(len(w) for w in said))
             times = [
                 r["first_audio_after_wake_s"]
                 for r in woken
                 if r["first_audio_after_wake_s"] is not None
             ]
             lines.append(
-                f"{label:34} {'yes' if breath else 'no':>7} "
+                f"{label:40} {'yes' if breath else 'no':>6} "
                 f"{len(woken):>3}/{len(part):<2} {len(whole):>3}/{len(part):<2} "
+                f"{first:>3}/{len(part):<2} {wrong:>6.1%} "
                 f"{statistics.median(times) if times else float('nan'):>9.2f} "
-                f"{percentile(times, 0.95) if times else float('nan'):>7.2f}"
+                f"{percentile(times, 0.95) if times else float('nan'):>6.2f}"
             )
 
     add(CORE, [r for r in rows if r["side"] == CORE], lambda r: True)
     add(LV + ", no check", [r for r in rows if r["side"] == LV], lambda r: True)
-    checked = [r for r in rows if r["side"] == LV_CHECKED]
+    add(
+        LV_CHECKED,
+        [r for r in rows if r["side"] == LV_CHECKED],
+        lambda r: not r.get("dropped"),
+    )
+    observed = [r for r in rows if r["side"] == LV_OBSERVED]
     for way, passes in WAYS.items():
-        if way != "no check":
-            add(f"{LV_CHECKED}: {way}", checked, passes)
+        if way != "no check" and observed:
+            add(f"observed: {way}", observed, passes)
     return "\n".join(lines)

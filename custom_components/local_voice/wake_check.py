@@ -213,15 +213,21 @@ async def async_check(
     transcribe: Callable[[bytes], Awaitable[str | None]],
     way: str | None = None,
 ) -> Verdict | None:
-    """Ask the speech-to-text, and a second model where one is offered."""
+    """Ask a second model where one is offered, and the speech-to-text if need be.
+
+    The second model goes first: it runs on the wake word server, while the
+    speech-to-text is the server that is about to transcribe the command.
+    The speech-to-text is asked only when its answer could change the
+    verdict (by either: the model said no or could not tell; by both: the
+    model said yes or could not tell), so a wake the model settles costs
+    the command nothing.
+    """
     way = way or WAY
     need = wake.need
     assert need is not None
     started = time.monotonic()
 
     async def listened() -> tuple[float | None, str | None]:
-        if way == BY_MODEL and wake.confirm is not None:
-            return None, None
         try:
             heard = await transcribe(audio)
         except Exception:
@@ -231,16 +237,18 @@ async def async_check(
             return None, None
         return wake_word_score(heard, wake.phrase), heard.strip()
 
-    async def confirmed() -> bool | None:
-        if wake.confirm is None or way == BY_LISTENING:
-            return None
+    model: bool | None = None
+    if wake.confirm is not None and way != BY_LISTENING:
         try:
-            return await wake.confirm(audio)
+            model = await wake.confirm(audio)
         except Exception:
             _LOGGER.debug("A second wake model could not check a wake", exc_info=True)
-            return None
-
-    (score, heard), model = await asyncio.gather(listened(), confirmed())
+    settled = (
+        (way == BY_MODEL and model is not None)
+        or (way == BY_EITHER and model is True)
+        or (way == BY_BOTH and model is False)
+    )
+    score, heard = (None, None) if settled else await listened()
     passed = decide(score, need, model, way)
     if passed is None:
         return None
