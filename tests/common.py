@@ -8,6 +8,10 @@ from pathlib import Path
 import re
 from typing import Any
 
+from homeassistant.components.assist_pipeline.pipeline import (
+    async_create_default_pipeline,
+    async_update_pipeline,
+)
 from homeassistant.config_entries import SOURCE_USER, ConfigSubentry
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
@@ -171,3 +175,44 @@ def zeroconf_info(port: int | None) -> ZeroconfServiceInfo:
         name="speech._wyoming._tcp.local.",
         properties={},
     )
+
+
+async def async_core_pipeline(
+    hass: HomeAssistant,
+    whisper: int,
+    tts_entity: str,
+    tts_voice: str | None,
+    wake: tuple[int, str] | None = None,
+) -> str:
+    """Add Home Assistant's own Wyoming integration; return a pipeline over it.
+
+    Its speech-to-text (and, given `wake` as (port, model), its wake word
+    entity), with Local Voice's text-to-speech in the same voice as Local
+    Voice's pipeline: only the way in differs.
+    """
+    ports = [whisper] if wake is None else [whisper, wake[0]]
+    for port in ports:
+        result = await hass.config_entries.flow.async_init(
+            "wyoming",
+            context={"source": SOURCE_USER},
+            data={"host": HOST, "port": port},
+        )
+        assert result["type"] is FlowResultType.CREATE_ENTRY, result
+    await hass.async_block_till_done()
+    found = {
+        e.domain: e.entity_id
+        for e in er.async_get(hass).entities.values()
+        if e.platform == "wyoming"
+    }
+    pipeline = await async_create_default_pipeline(
+        hass, found["stt"], tts_entity, "Core Wyoming"
+    )
+    assert pipeline is not None
+    await async_update_pipeline(
+        hass,
+        pipeline,
+        tts_voice=tts_voice,
+        wake_word_entity=None if wake is None else found["wake_word"],
+        wake_word_id=None if wake is None else wake[1],
+    )
+    return pipeline.id

@@ -59,16 +59,13 @@ from typing import Any, TypeVar
 
 from homeassistant.components import conversation
 from homeassistant.components.assist_pipeline.pipeline import (
-    async_create_default_pipeline,
     async_get_pipeline,
     async_update_pipeline,
 )
 from homeassistant.components.conversation.agent_manager import async_get_agent
 from homeassistant.components.conversation.default_agent import DefaultAgent
-from homeassistant.config_entries import SOURCE_USER
 from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResultType
-from homeassistant.helpers import entity_registry as er, intent
+from homeassistant.helpers import intent
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -83,6 +80,7 @@ from scripts.speech import Speech, SpeechMaker
 from tests.common import (
     assistant_subentry,
     async_add_local_voice,
+    async_core_pipeline,
     async_set_assistant,
     entity_id,
 )
@@ -150,8 +148,12 @@ class Bench:
         )
         self.subentry_id = assistant_subentry(self.entry).subentry_id
         if core:
-            self.core = await _core_pipeline(
-                hass, whisper, entity_id(hass, "tts", f"{self.subentry_id}-tts")
+            own = async_get_pipeline(hass)
+            self.core = await async_core_pipeline(
+                hass,
+                whisper,
+                entity_id(hass, "tts", f"{self.subentry_id}-tts"),
+                own.tts_voice,
             )
 
     async def async_repair(self, on: bool) -> None:
@@ -561,31 +563,6 @@ async def _async_set_home(hass: HomeAssistant, *, on: bool) -> None:
             domain, service, {"entity_id": entity, **data}, blocking=True
         )
     await hass.async_block_till_done()
-
-
-async def _core_pipeline(hass: HomeAssistant, whisper: int, tts_entity: str) -> str:
-    """Add core's Wyoming integration for the Whisper server; return its pipeline.
-
-    The pipeline has core's speech-to-text and Local Voice's text-to-speech,
-    so that only the way in differs.
-    """
-    result = await hass.config_entries.flow.async_init(
-        "wyoming",
-        context={"source": SOURCE_USER},
-        data={"host": "127.0.0.1", "port": whisper},
-    )
-    assert result["type"] is FlowResultType.CREATE_ENTRY, result
-    await hass.async_block_till_done()
-    (core_stt,) = [
-        e.entity_id
-        for e in er.async_get(hass).entities.values()
-        if e.platform == "wyoming" and e.domain == "stt"
-    ]
-    pipeline = await async_create_default_pipeline(
-        hass, core_stt, tts_entity, "Core Wyoming"
-    )
-    assert pipeline is not None
-    return pipeline.id
 
 
 _COLUMNS = ("right", "asked", "declined", "wrong", "failed")

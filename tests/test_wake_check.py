@@ -17,6 +17,7 @@ from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from hypothesis import given, strategies as st
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.local_voice import wake_check
 from custom_components.local_voice.diagnostics import async_get_config_entry_diagnostics
@@ -236,20 +237,6 @@ async def test_the_speech_to_text_is_asked_only_when_it_matters(
 # --- real speech -------------------------------------------------------------
 
 
-@pytest.fixture
-async def home(
-    voice_hass: HomeAssistant,
-    scan_ports: list[int],
-    piper: int,
-    whisper: int,
-    wakeword: int,
-) -> HomeAssistant:
-    """The demo home with Local Voice set up the newcomer's way."""
-    await async_setup_demo_home(voice_hass)
-    await async_add_local_voice(voice_hass, scan_ports, piper, whisper, wakeword)
-    return voice_hass
-
-
 def _wakes(hass: HomeAssistant) -> list[str]:
     steps: list[str] = []
 
@@ -282,13 +269,16 @@ def _no_breath(speech: SpeechMaker, voice: str) -> Speech:
 @pytest.mark.servers
 @pytest.mark.parametrize("voice", ["piper", "en-us", "en-gb", "en-us+f3"])
 async def test_a_command_said_without_a_breath_arrives_whole(
-    home: HomeAssistant, speech: SpeechMaker, voice: str
+    voice_hass: HomeAssistant,
+    demo_voice_entry: MockConfigEntry,
+    speech: SpeechMaker,
+    voice: str,
 ) -> None:
     """'Alexa turn on the kitchen light', live: the whole command, no wake word.
 
     With the default settings (no second check).
     """
-    hass = home
+    hass = voice_hass
     steps = _wakes(hass)
     run = await async_run_speech(
         hass, _no_breath(speech, voice) + silence(0.3), wake_word=True, tail=2.0

@@ -50,15 +50,10 @@ from homeassistant.components.assist_pipeline import (
 )
 from homeassistant.components.assist_pipeline.pipeline import (
     PipelineStage,
-    async_create_default_pipeline,
     async_get_pipeline,
-    async_update_pipeline,
 )
-from homeassistant.config_entries import SOURCE_USER
 from homeassistant.core import Context, HomeAssistant
-from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers import entity_registry as er
 import pytest
 from rapidfuzz.distance import Levenshtein
 
@@ -75,7 +70,7 @@ from scripts.commands import normalize
 from scripts.demo_home import async_setup_demo_home
 from scripts.figures import percentile
 from scripts.speech import Speech, SpeechMaker, silence
-from tests.common import async_add_local_voice, async_set_assistant
+from tests.common import async_add_local_voice, async_core_pipeline, async_set_assistant
 from tests.pipeline_helpers import METADATA
 from tests.wake_corpus import (
     COMMAND_COUNT,
@@ -206,8 +201,8 @@ async def bench(
         await async_set_assistant(hass, entry, wake_word=WAKE_WORD)
     lv = async_get_pipeline(hass)
     assert lv.wake_word_id == WAKE_WORD, lv
-    core = await _core_pipeline(
-        hass, whisper, wakeword_both, lv.tts_engine or "", lv.tts_voice
+    core = await async_core_pipeline(
+        hass, whisper, lv.tts_engine or "", lv.tts_voice, (wakeword_both, WAKE_WORD)
     )
     # Every wake the assistant records is noted.
     observed = Observed(monkeypatch=monkeypatch)
@@ -221,43 +216,6 @@ async def bench(
 
     monkeypatch.setattr(wake_check.WakeLog, "start", noting)
     return Bench(hass, lv.id, core, entry, observed)
-
-
-async def _core_pipeline(
-    hass: HomeAssistant, whisper: int, wake: int, tts_entity: str, voice: str | None
-) -> str:
-    """Core's Wyoming integration for the Whisper and wake word servers; its pipeline."""
-    for port in (whisper, wake):
-        result = await hass.config_entries.flow.async_init(
-            "wyoming",
-            context={"source": SOURCE_USER},
-            data={"host": "127.0.0.1", "port": port},
-        )
-        assert result["type"] is FlowResultType.CREATE_ENTRY, result
-    await hass.async_block_till_done()
-    entities = er.async_get(hass).entities.values()
-    (core_stt,) = [
-        e.entity_id for e in entities if e.platform == "wyoming" and e.domain == "stt"
-    ]
-    (core_wake,) = [
-        e.entity_id
-        for e in entities
-        if e.platform == "wyoming" and e.domain == "wake_word"
-    ]
-    pipeline = await async_create_default_pipeline(
-        hass, core_stt, tts_entity, "Core Wyoming"
-    )
-    assert pipeline is not None
-    # The same reply voice as Local Voice's pipeline: only the wake and
-    # speech-to-text stages differ.
-    await async_update_pipeline(
-        hass,
-        pipeline,
-        wake_word_entity=core_wake,
-        wake_word_id=WAKE_WORD,
-        tts_voice=voice,
-    )
-    return pipeline.id
 
 
 @dataclass
