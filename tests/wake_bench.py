@@ -20,14 +20,17 @@ with a breath after "Alexa", half without (0.2 to 0.25 s), six voices.
   dropped, so that each way of deciding is judged on the same wakes: the
   listening check at normal and strict, the second model alone, either, both.
 - `test_wake_commands`: each command, paced like a live microphone, through
-  core, Local Voice without the check, and Local Voice with the check
-  observing. Per command: woken, each way's verdict, whether the transcript
-  is the command word for word, and the time from the end of "Alexa" to the
-  first audio of the answer.
+  core and Local Voice without the check, in turn; then through Local Voice
+  with the check at normal, deciding its own way, and observing as above.
+  Per command: woken (and passed), whether the transcript is the command
+  word for word, its first word and the words wrong, and the time from the
+  end of "Alexa" to the first audio of the answer.
 
 Each prints its table and writes JSON (LOCAL_VOICE_RESULTS, default the
 test's temporary folder). LOCAL_VOICE_MINUTES and LOCAL_VOICE_COMMANDS
-bound a run.
+bound a run, LOCAL_VOICE_SIDES picks sides (core,lv,checked,observed), and
+LOCAL_VOICE_WAKE_WORD=alexa_oww makes openWakeWord's model the assistant's
+(and core's) wake word, with microWakeWord's as the second model.
 """
 
 from __future__ import annotations
