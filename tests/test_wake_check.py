@@ -150,6 +150,29 @@ async def test_the_command_starts_where_speech_starts_again(
         assert onset is None
 
 
+async def test_a_stop_inside_the_command_is_not_its_start() -> None:
+    """'Alexa', the pause, 'o', a stop, 'pen the ...': the command from its 'o'."""
+    wake = bytes(16000) + _tone(0.5)
+    command_ms = (0.5 + 0.5 + 0.2) * 1000
+    kept = await _kept(
+        wake + bytes(6400) + _tone(0.12) + bytes(3840) + _tone(0.6)  # 0.2 s, 0.12 s
+    )
+    # The detector fires late, 0.35 s after the word: the stop came before it.
+    onset = kept.onset(1000 + 350)
+    assert onset is not None
+    assert command_ms - 60 <= onset <= command_ms, onset
+
+
+async def test_a_stop_inside_the_wake_word_is_not_handed_on() -> None:
+    """'Alek', a stop, 'sa', the pause, the command: nothing of the wake word."""
+    wake = bytes(16000) + _tone(0.3) + bytes(3200) + _tone(0.15)  # a 0.1 s stop
+    word_end_ms = (0.5 + 0.3 + 0.1 + 0.15) * 1000
+    kept = await _kept(wake + bytes(6400) + _tone(0.6))
+    onset = kept.onset(word_end_ms + 160)
+    assert onset is not None
+    assert onset >= word_end_ms + 200 - 60, onset
+
+
 async def test_nothing_is_handed_on_when_the_command_has_not_begun() -> None:
     """A breath after 'Alexa': the pause goes on past the detection."""
     kept = await _kept(bytes(16000) + _tone(0.5) + bytes(16000))

@@ -442,11 +442,13 @@ class KeptAudio:
         """Return where speech began again after the wake word, if it has.
 
         The wake word ends in a pause (a detector fires only after one); the
-        command may start before the detector fires. The last pause of at
-        least PAUSE_SECONDS from a little before the detection on, when
-        speech follows it in the audio taken: the time that speech starts,
-        less a margin. None when no pause is heard (noise), or when none is
-        followed by speech yet: then nothing was lost.
+        command may start before the detector fires. Of the pauses of at
+        least PAUSE_SECONDS followed by speech that starts no earlier than
+        ONSET_WITHIN before the detection, the longest: the one the detector
+        needed, longer than a stop inside a word of the wake word or of the
+        command. The time that speech starts, less a margin. None when no
+        pause is heard (noise), or when none is followed by speech yet: then
+        nothing was lost.
         """
         frames: list[tuple[int, float]] = []
         for chunk, ms in self._chunks:
@@ -463,7 +465,8 @@ class KeptAudio:
         quiet = max(QUIET_FLOOR, floor * QUIET_RATIO)
         window = [(ms, e) for ms, e in frames if ms >= at_ms - PAUSE_WINDOW * 1000]
         run = 0
-        onset: float | None = None
+        # (the pause's frames, where speech starts again after it)
+        best: tuple[int, float] | None = None
         for ms, energy in window:
             if energy < quiet:
                 run += 1
@@ -471,11 +474,11 @@ class KeptAudio:
             # Speech after a pause, late enough to follow the wake word
             # (before it, it would be the wake word itself).
             if run * 10 >= PAUSE_SECONDS * 1000 and ms >= at_ms - (ONSET_WITHIN * 1000):
-                onset = ms
+                best = max(best or (run, ms), (run, ms))
             run = 0
-        if onset is None:
+        if best is None:
             return None
-        return onset - ONSET_MARGIN * 1000
+        return best[1] - ONSET_MARGIN * 1000
 
     def since(self, ms: float) -> list[tuple[bytes, int]]:
         """Return the kept chunks that start at `ms` or later."""
