@@ -8,6 +8,7 @@ is a stub (tests/stub_server.py): no real detector fires on cue.
 from __future__ import annotations
 
 from array import array
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 import math
 from typing import Any
@@ -26,13 +27,16 @@ from custom_components.local_voice.wake_check import (
     BY_EITHER,
     BY_LISTENING,
     BY_MODEL,
+    DROPPED,
     EVENT_WAKE,
     PASS_SCORE,
     QUIET,
     WAKE_CHECK_NORMAL,
     WAKE_CHECK_STRICT,
     KeptAudio,
+    Verdict,
     Wake,
+    WakeLog,
     async_check,
     decide,
     strip_wake_word,
@@ -255,6 +259,28 @@ async def test_the_speech_to_text_is_asked_only_when_it_matters(
     assert verdict is not None
     assert verdict.passed is passes
     assert bool(asked) is listened
+
+
+async def test_a_verdict_after_the_agent_went_on_drops_nothing() -> None:
+    """The agent waits a bounded time; a later "no" is recorded, not acted on."""
+    log = WakeLog()
+    wake = log.start("conversation", Wake("Alexa", 0.0, None, WAKE_CHECK_NORMAL))
+    release = asyncio.Event()
+
+    async def slow_no() -> Verdict:
+        await release.wait()
+        return Verdict(passed=False, score=0.2, heard="hello", milliseconds=5000)
+
+    check = log.check(wake, slow_no)
+    assert await wake.async_verdict(within=0.01) is None
+    assert not wake.dropped()
+    release.set()
+    await check
+    assert wake.verdict is not None
+    assert not wake.dropped()
+    assert log.counts[DROPPED] == 0
+    log.settle("conversation", command=True)
+    assert wake.outcome == "command"
 
 
 # --- real speech -------------------------------------------------------------

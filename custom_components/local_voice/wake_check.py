@@ -281,17 +281,25 @@ class Wake:
     verdict: Verdict | None = None
     outcome: str = UNCHECKED
     settled: bool = False
+    # The agent stopped waiting for the check and went on: a verdict that
+    # comes later is recorded, but drops nothing.
+    waited_out: bool = False
 
     def dropped(self) -> bool:
-        """Return True when the check found no wake word."""
-        return self.verdict is not None and not self.verdict.passed
+        """Return True when the check found no wake word in time."""
+        return (
+            self.verdict is not None and not self.verdict.passed and not self.waited_out
+        )
 
     async def async_verdict(self, within: float = CHECK_WAIT) -> Verdict | None:
-        """Wait (a bounded time) for the check; None when there is none."""
+        """Wait (a bounded time) for the check; None when there is none yet."""
         if self.check is None:
             return self.verdict
         if not self.check.done():
             await asyncio.wait({self.check}, timeout=within)
+        if not self.check.done():
+            self.waited_out = True
+            return None
         return self.verdict
 
 
@@ -353,14 +361,18 @@ class WakeLog:
         wake.verdict = verdict
         if verdict is not None:
             _LOGGER.debug(
-                "The wake check scored %.2f in %d ms: %s",
+                "The wake check (heard %s, second model %s) in %d ms: %s%s",
                 verdict.score,
+                verdict.model,
                 verdict.milliseconds,
                 "passed" if verdict.passed else "dropped",
+                ", too late to drop it" if wake.waited_out else "",
             )
-            wake.outcome = PASSED if verdict.passed else DROPPED
-            if not verdict.passed:
+            if wake.dropped():
+                wake.outcome = DROPPED
                 self._count(DROPPED)
+            elif wake.outcome == UNCHECKED:
+                wake.outcome = PASSED
         return verdict
 
     def of(self, conversation_id: str | None) -> Wake | None:
