@@ -17,7 +17,12 @@ from homeassistant.core import Context, HomeAssistant
 import pytest
 
 from custom_components.local_voice import understanding
-from custom_components.local_voice.understanding import NO_ANSWER, says_yes
+from custom_components.local_voice.understanding import (
+    NO_ANSWER,
+    Question,
+    as_question,
+    says_yes,
+)
 from tests.common import assistant_subentry, async_set_assistant, entity_id
 from tests.conftest import StubHome
 from tests.home_stand_in import Calls, async_stand_in_home
@@ -333,6 +338,41 @@ async def test_a_harmless_name_repair_acts(
     assert home.made() == [("light", "turn_on", ["light.kitchen_light"])]
     assistant = next(iter(stub_home.entry.runtime_data.assistants.values()))
     assert assistant.understood["repaired_name"] == 1
+
+
+@pytest.mark.parametrize(
+    ("heard", "question", "undone"),
+    [
+        (
+            "Unlock the front door.",
+            "Unlock the front door?",
+            "I won't unlock the front door",
+        ),
+        (
+            "Please unlock the front door.",
+            "Unlock the front door?",
+            "I won't unlock the front door",
+        ),
+        (
+            "Could you please open the garage door, please?",
+            "Open the garage door?",
+            "I won't open the garage door",
+        ),
+        (
+            "Unlock the front door, thank you.",
+            "Unlock the front door?",
+            "I won't unlock the front door",
+        ),
+        # Nothing but courtesy: said back as it was.
+        ("Please.", "Please?", "I won't please"),
+    ],
+)
+def test_a_command_is_said_back_without_courtesy(
+    heard: str, question: str, undone: str
+) -> None:
+    """The question and the refusal say the command, not the speaker's "please"."""
+    assert as_question(heard) == question
+    assert Question(heard, 0.0, None).left_undone == undone
 
 
 def test_what_counts_as_yes() -> None:

@@ -27,6 +27,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from enum import StrEnum
 import logging
+import re
 import time
 
 from hassil.models import UnmatchedTextEntity
@@ -179,14 +180,29 @@ def says_no(text: str) -> bool:
     return bool(said) and set(said) <= NO_WORDS and bool(set(said) & NO_HEADS)
 
 
+# Courtesy around a command, left out when it is said back: "Please unlock
+# the front door" is asked as "Unlock the front door?".
+_COURTESY_BEFORE = re.compile(
+    r"^(?:(?:please|kindly|(?:can|could|would|will) you)\b[\s,]*)+", re.IGNORECASE
+)
+_COURTESY_AFTER = re.compile(r"(?:[\s,]+(?:please|thanks|thank you))+$", re.IGNORECASE)
+
+
+def _bare(text: str) -> str:
+    """Return the command without its end mark and courtesy words."""
+    text = text.strip().rstrip(".!?").strip()
+    bare = _COURTESY_AFTER.sub("", _COURTESY_BEFORE.sub("", text)).strip(" ,")
+    return bare or text
+
+
 def as_question(text: str) -> str:
     """Return a command as a question: "Unlock the front door?"."""
-    text = text.strip().rstrip(".!?").strip()
+    text = _bare(text)
     return f"{text[:1].upper()}{text[1:]}?"
 
 
 def _as_clause(text: str) -> str:
-    text = text.strip().rstrip(".!?").strip()
+    text = _bare(text)
     return f"{text[:1].lower()}{text[1:]}"
 
 
