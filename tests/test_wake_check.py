@@ -304,8 +304,10 @@ def _no_breath(speech: SpeechMaker, voice: str) -> Speech:
     "Alexa turn on..." as one sentence makes "Alexa" its unstressed subject,
     which the detector does not take for a call. The microWakeWord server
     fires 0.16 to 0.35 s after the word ends and needs about 0.2 s without
-    speech to fire at all (measured on these four voices): the command has
-    begun when it does.
+    speech to fire at all: the command has begun when it does. The voices are
+    ones whose "Alexa" the detector hears every time in scripts/wake_bench
+    (it misses espeak-ng en-us+f3's and en-029+f2's often, which is the
+    detector's figure, not this test's subject: what follows a detection).
     """
 
     def say(text: str) -> Speech:
@@ -316,7 +318,7 @@ def _no_breath(speech: SpeechMaker, voice: str) -> Speech:
 
 
 @pytest.mark.servers
-@pytest.mark.parametrize("voice", ["piper", "en-us", "en-gb", "en-us+f3"])
+@pytest.mark.parametrize("voice", ["piper", "en-us", "en-gb", "en-gb-x-rp+m3"])
 async def test_a_command_said_without_a_breath_arrives_whole(
     voice_hass: HomeAssistant,
     demo_voice_entry: MockConfigEntry,
