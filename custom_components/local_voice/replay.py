@@ -3,9 +3,10 @@
 Home Assistant hands the integration one live stream per request: the audio of
 a command, the text of a reply, the microphone while it listens for a wake
 word. When a server fails halfway, the next server must get what the first
-one was given and then the rest, live. The source is only ever read by one
-task at a time, and a read that is under way is never cancelled by a failing
-attempt: the next attempt takes it over.
+one was given and then the rest, live. A read that is under way is never
+cancelled by a failing attempt: the next attempt takes it over. A Replay may
+also be read by several attempts at once (servers asked together): each gets
+every item, and the source is still read once.
 """
 
 from __future__ import annotations
@@ -56,38 +57,58 @@ class Replay[T](_Source[T]):
     """Keep everything read, up to `limit` in size, and hand it out again.
 
     Each `iterate()` yields what was read so far, then goes on with the live
-    source. Past `limit` (the total of len() of the items) the oldest part
-    can no longer be replayed and `complete` turns False.
+    source; readers at the live end take turns reading it, so each item is
+    read once and kept for the others. Past `limit` (the total of len() of
+    the items) the oldest items are let go and `complete` turns False: a
+    reader that has not had them yet can no longer get them and ends there.
     """
 
     def __init__(self, source: AsyncIterable[T], limit: int) -> None:
         """Wrap a live source."""
         super().__init__(source)
-        self._kept: list[T] = []
+        self._kept: deque[T] = deque()
+        # How many items were let go from the front of _kept.
+        self._gone = 0
         self._size = 0
         self._limit = limit
+        self._reading = asyncio.Lock()
         self.complete = True
+
+    def _keep(self, item: T) -> None:
+        self._kept.append(item)
+        self._size += _size(item)
+        while self._size > self._limit and len(self._kept) > 1:
+            self._size -= _size(self._kept.popleft())
+            self._gone += 1
+            self.complete = False
 
     async def iterate(self) -> AsyncIterator[T]:
         """Yield everything from the start, then the live rest."""
         index = 0
         while True:
-            if index < len(self._kept):
-                index += 1
-                yield self._kept[index - 1]
-                continue
-            item = await self.next()
-            if item is None:
+            if index < self._gone:
+                # Let go before this reader had it: what follows would be
+                # out of step.
                 return
-            if self.complete:
-                self._size += len(item) if isinstance(item, Sized) else 1
-                if self._size > self._limit:
-                    self.complete = False
-                    self._kept.clear()
-                else:
-                    self._kept.append(item)
-                    index += 1
-            yield item
+            if index - self._gone < len(self._kept):
+                item = self._kept[index - self._gone]
+                index += 1
+                yield item
+                continue
+            async with self._reading:
+                if index - self._gone < len(self._kept):
+                    # Another reader read on meanwhile.
+                    continue
+                read = await self.next()
+                if read is None:
+                    return
+                self._keep(read)
+            index += 1
+            yield read
+
+
+def _size(item: object) -> int:
+    return len(item) if isinstance(item, Sized) else 1
 
 
 class Recent[T](_Source[T]):
