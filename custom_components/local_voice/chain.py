@@ -12,6 +12,12 @@ gets what the first was given (replayed) and the rest live:
 - the wake word listener moves on with the last second of audio, so a wake
   word spoken during the switch is still heard.
 
+An assistant's speech-to-text may also move on by meaning (`fallback`): when
+its agent does not understand a transcript, the next server hears the same
+audio, and the first understood transcript wins; or all servers hear it at
+once and the first understood answer wins. Each such hop is bounded in time
+(HOP_SECONDS), and what the chain added is reported with the transcript.
+
 A stall is judged against the provider's own recent answer times (see
 Provider.stall_bound). Every outcome is folded into the provider's health;
 each failover is logged once at INFO and counted on the provider left.
@@ -24,11 +30,13 @@ from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
+    Awaitable,
+    Callable,
     Iterator,
     Sequence,
 )
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import logging
 import time
 from typing import Protocol
@@ -68,12 +76,50 @@ STT_REPLAY_BYTES = 5 * 60 * 32000
 TTS_REPLAY_CHARACTERS = 100_000
 
 
+# Speech-to-text servers of an assistant move on to the next one:
+FALLBACK_OFF = "off"  # never: the first server only
+FALLBACK_FAILURE = "failure"  # when a server fails or hears nothing
+FALLBACK_MEANING = "meaning"  # also when the agent does not understand
+FALLBACK_TOGETHER = "together"  # all at once, the first understood answer wins
+FALLBACKS = (FALLBACK_OFF, FALLBACK_FAILURE, FALLBACK_MEANING, FALLBACK_TOGETHER)
+# How long a server is given once another one has answered: the audio is all
+# there, so a server that takes longer is stalled or far slower than the one
+# that answered, and the command already has a transcript to go on with.
+HOP_SECONDS = 8.0
+# The longest prompt sent along: Whisper reads at most 224 tokens of it, and
+# a token of names is about four characters.
+PROMPT_CHARACTERS = 400
+
+# Whether the agent understands a transcript.
+type Judge = Callable[[str], Awaitable[bool]]
+
+
 @dataclass(frozen=True, slots=True)
 class Vocabulary:
     """The home's words a speech-to-text server may be steered with."""
 
     names: tuple[str, ...] = ()
     terms: tuple[str, ...] = ()
+
+    def prompt(self) -> str | None:
+        """Return the home's names as a Whisper prompt, or None without names.
+
+        Names only: measured with a Whisper server that reads the prompt,
+        names helped it hear commands and command words on top made it
+        worse (README, "One server after another"). Sorted, so the same home
+        always sends the same prompt; cut at a whole name.
+        """
+        prompt = ""
+        seen: set[str] = set()
+        for name in sorted(self.names, key=str.casefold):
+            if (key := name.casefold().strip()) in seen or not key:
+                continue
+            seen.add(key)
+            part = f"{prompt}, {name.strip()}" if prompt else name.strip()
+            if len(part) + 1 > PROMPT_CHARACTERS:
+                break
+            prompt = part
+        return f"{prompt}." if prompt else None
 
 
 class ProviderHandle(Protocol):
@@ -230,6 +276,18 @@ class Attempt:
             self.following.provider.address,
         )
 
+    def move_on(self, reason: object) -> None:
+        """Leave this provider, which answered, for the next one: no failure."""
+        self.given_up = True
+        if self.following is not None:
+            _LOGGER.debug(
+                "%s at %s: %s; asking %s",
+                self.service,
+                self.provider.address,
+                reason,
+                self.following.provider.address,
+            )
+
 
 def _failover(service: str, candidates: Sequence[ProviderHandle]) -> Iterator[Attempt]:
     """Hand each candidate its turn at a request, in order.
@@ -277,11 +335,89 @@ def _request(
 
 
 @dataclass(frozen=True, slots=True)
+class _SttRequest:
+    """What every server of one command is sent besides the audio."""
+
+    audio_format: AudioFormat
+    language: str
+    vocabulary: Vocabulary
+    prompt: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Heard:
-    """A transcript and the provider that made it."""
+    """A transcript and the provider that made it.
+
+    `understood`: what the agent made of it, None when it was not asked.
+    `hops`: the servers asked after the first one; `added`: the seconds
+    spent after the first server answered or failed. `passed_over`: the
+    transcripts not understood before this one was chosen.
+    """
 
     text: str
     provider: Provider
+    understood: bool | None = None
+    hops: int = 0
+    added: float = 0.0
+    passed_over: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class _Hearing:
+    """What one command's servers said so far."""
+
+    started: float = field(default_factory=time.monotonic)
+    # When the first server answered or was given up on.
+    first_done: float | None = None
+    hops: int = 0
+    # The first transcript with words, and its provider.
+    fallback: tuple[str, Provider] | None = None
+    empty: Provider | None = None
+    passed_over: list[str] = field(default_factory=list)
+
+    def done(self) -> None:
+        if self.first_done is None:
+            self.first_done = time.monotonic()
+
+    def heard(self, text: str, provider: Provider) -> None:
+        self.done()
+        if text:
+            if self.fallback is None:
+                self.fallback = (text, provider)
+        elif self.empty is None:
+            self.empty = provider
+
+    def result(
+        self,
+        chosen: tuple[str, Provider] | None = None,
+        understood: bool | None = None,
+    ) -> Heard | None:
+        """Return the chosen transcript, else the first with words, else nothing."""
+        if chosen is None:
+            chosen = self.fallback
+            if chosen is None and self.empty is not None:
+                chosen = ("", self.empty)
+        if chosen is None:
+            return None
+        text, provider = chosen
+        added = time.monotonic() - self.first_done if self.first_done else 0.0
+        return Heard(
+            text,
+            provider,
+            understood,
+            self.hops,
+            round(added, 3),
+            tuple(t for t in self.passed_over if t != text),
+        )
+
+
+async def _async_judge(judge: Judge, text: str) -> bool:
+    """Return the agent's verdict; one that cannot be had takes the text as is."""
+    try:
+        return await judge(text)
+    except Exception:
+        _LOGGER.exception("Could not ask the agent about a transcript")
+        return True
 
 
 class SttChain(Chain):
@@ -312,38 +448,166 @@ class SttChain(Chain):
         audio_format: AudioFormat,
         language: str,
         vocabulary: Vocabulary = Vocabulary(),
+        *,
+        fallback: str = FALLBACK_FAILURE,
+        judge: Judge | None = None,
+        prompt: bool = False,
     ) -> Heard | None:
-        """Return what was heard and by whom ("" for nothing), or None on failure."""
+        """Return what was heard and by whom ("" for nothing), or None on failure.
+
+        `fallback` says when the next server is asked (FALLBACKS); `judge`
+        says whether a transcript is understood, for the modes by meaning;
+        `prompt` sends the home's names as a Whisper prompt.
+        """
         candidates = self._require()
+        if fallback == FALLBACK_OFF:
+            candidates = candidates[:1]
+        request = _SttRequest(
+            audio_format,
+            language,
+            vocabulary,
+            vocabulary.prompt() if prompt else None,
+        )
         audio = Replay(stream, STT_REPLAY_BYTES)
         try:
-            for attempt in _failover("Speech-to-text", candidates):
-                text, reason = await self._attempt(
-                    attempt, audio, audio_format, language, vocabulary
+            if (
+                judge is None
+                or len(candidates) < 2
+                or fallback
+                in (
+                    FALLBACK_OFF,
+                    FALLBACK_FAILURE,
                 )
-                if text:
-                    return Heard(text, attempt.provider)
-                if text is not None and (attempt.last or not audio.complete):
-                    # Heard nothing, and nobody else to ask.
-                    return Heard("", attempt.provider)
-                if not attempt.last and not audio.complete:
-                    reason = f"{reason}; the command is too long to replay"
-                attempt.give_up(reason, replayable=audio.complete)
-            return None
+            ):
+                return await self._async_in_turn(candidates, audio, request, None)
+            if fallback == FALLBACK_TOGETHER:
+                return await self._async_together(candidates, audio, request, judge)
+            return await self._async_in_turn(candidates, audio, request, judge)
         finally:
             await audio.close()
+
+    async def _async_in_turn(
+        self,
+        candidates: list[ProviderHandle],
+        audio: Replay[bytes],
+        request: _SttRequest,
+        judge: Judge | None,
+    ) -> Heard | None:
+        """Ask one server after another: on failure, and with a judge by meaning."""
+        hearing = _Hearing()
+        for attempt in _failover("Speech-to-text", candidates):
+            if attempt.index:
+                hearing.hops += 1
+            # Once a transcript is in hand, a server gets a hop's time.
+            patience = HOP_SECONDS if hearing.fallback is not None else None
+            text, reason = await self._attempt(attempt, audio, request, patience)
+            if text is None:
+                hearing.done()
+            else:
+                hearing.heard(text, attempt.provider)
+            if text and judge is None:
+                return hearing.result((text, attempt.provider))
+            if text and judge is not None:
+                if await _async_judge(judge, text):
+                    return hearing.result((text, attempt.provider), understood=True)
+                hearing.passed_over.append(text)
+                reason = "not understood"
+                if attempt.last or not audio.complete:
+                    return hearing.result(understood=False)
+                attempt.move_on(reason)
+                continue
+            if text is not None and (attempt.last or not audio.complete):
+                # Heard nothing, and nobody else to ask.
+                return hearing.result(
+                    understood=False if hearing.fallback is not None else None
+                )
+            if not attempt.last and not audio.complete:
+                reason = f"{reason}; the command is too long to replay"
+            attempt.give_up(reason, replayable=audio.complete)
+        return hearing.result(
+            understood=False if hearing.fallback is not None and judge else None
+        )
+
+    async def _async_together(
+        self,
+        candidates: list[ProviderHandle],
+        audio: Replay[bytes],
+        request: _SttRequest,
+        judge: Judge,
+    ) -> Heard | None:
+        """Ask every server at once; the first understood answer wins.
+
+        Once one server has answered, the others get HOP_SECONDS more. With
+        no answer understood, the first server's (in the chosen order) that
+        has words goes on.
+        """
+        hearing = _Hearing()
+        hearing.hops = len(candidates) - 1
+        tasks: dict[asyncio.Task[tuple[str | None, str]], Attempt] = {}
+        for index, handle in enumerate(candidates):
+            attempt = Attempt("Speech-to-text", handle, index, None)
+            # No server stands in for another: each is waited for as the last.
+            task = asyncio.create_task(
+                self._attempt(attempt, audio, request, None),
+                name="local_voice transcription together",
+            )
+            tasks[task] = attempt
+        answers: dict[int, str] = {}
+        pending = set(tasks)
+        deadline: float | None = None
+        try:
+            while pending:
+                timeout = (
+                    None if deadline is None else max(0.0, deadline - time.monotonic())
+                )
+                done, pending = await asyncio.wait(
+                    pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                if not done:
+                    break
+                for task in sorted(done, key=lambda t: tasks[t].index):
+                    attempt = tasks[task]
+                    text, reason = task.result()
+                    if deadline is None:
+                        deadline = time.monotonic() + HOP_SECONDS
+                    if text is None:
+                        hearing.done()
+                        _LOGGER.info(
+                            "Speech-to-text at %s failed (%s)",
+                            attempt.provider.address,
+                            reason,
+                        )
+                        continue
+                    hearing.heard(text, attempt.provider)
+                    answers[attempt.index] = text
+                    if text and await _async_judge(judge, text):
+                        return hearing.result((text, attempt.provider), understood=True)
+                    if text:
+                        hearing.passed_over.append(text)
+        finally:
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        # None understood: the first one in order with words.
+        for index in sorted(answers):
+            if answers[index]:
+                hearing.fallback = (answers[index], candidates[index].provider)
+                break
+        return hearing.result(understood=False if hearing.fallback else None)
 
     async def _attempt(
         self,
         attempt: Attempt,
         audio: Replay[bytes],
-        audio_format: AudioFormat,
-        language: str,
-        vocabulary: Vocabulary,
+        request: _SttRequest,
+        patience: float | None,
     ) -> tuple[str | None, str]:
         """Send the command to one provider; return the text or why there is none."""
         provider = attempt.provider
-        model = provider.offer.stt_model_for(language)
+        model = provider.offer.stt_model_for(request.language)
+        if patience is None:
+            patience = _patience(provider, attempt.last)
         # The audio goes to the server as it came: measured on live-like
         # audio in seven voices, silence put in front of it (which once kept
         # Whisper from dropping a first word) lost as many commands as it won.
@@ -354,12 +618,13 @@ class SttChain(Chain):
                     provider.host,
                     provider.port,
                     stream,
-                    audio_format,
-                    language=base_language(language),
+                    request.audio_format,
+                    language=base_language(request.language),
                     model=model.name if model else None,
-                    timeouts=Timeouts(first_event=_patience(provider, attempt.last)),
-                    names=vocabulary.names,
-                    terms=vocabulary.terms,
+                    timeouts=Timeouts(first_event=patience),
+                    names=request.vocabulary.names,
+                    terms=request.vocabulary.terms,
+                    prompt=request.prompt,
                 )
                 if audio.ended_at is not None:
                     provider.record_answer_time(time.monotonic() - audio.ended_at)
@@ -375,6 +640,8 @@ class SttChain(Chain):
         audio_format: AudioFormat,
         language: str,
         vocabulary: Vocabulary = Vocabulary(),
+        *,
+        prompt: bool = False,
     ) -> str | None:
         """Return what the first candidate hears in a piece of audio, or None.
 
@@ -404,6 +671,7 @@ class SttChain(Chain):
                     timeouts=Timeouts(first_event=_patience(provider, last=False)),
                     names=vocabulary.names,
                     terms=vocabulary.terms,
+                    prompt=vocabulary.prompt() if prompt else None,
                 )
         except WyomingError as err:
             _LOGGER.debug("A look at a pause failed at %s: %s", provider.address, err)

@@ -374,11 +374,14 @@ async def async_transcribe(
     timeouts: Timeouts = Timeouts(),
     names: Sequence[str] = (),
     terms: Sequence[str] = (),
+    prompt: str | None = None,
 ) -> str:
     """Stream audio to a speech-to-text server and return its transcript.
 
     `names` and `terms` are the home's vocabulary for servers that take it
     (Wyoming 1.10's transcript_names and transcript_terms); others ignore it.
+    `prompt` goes in the request's context as `initial_prompt`, which some
+    Whisper servers hand to the model.
     """
     try:
         async with (
@@ -391,6 +394,7 @@ async def async_transcribe(
                     language=language,
                     transcript_names=list(names) or None,
                     transcript_terms=list(terms) or None,
+                    context={"initial_prompt": prompt} if prompt else None,
                 ).event()
             )
             await conn.write(AudioStart(**_format_fields(audio_format)).event())
