@@ -22,7 +22,14 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from wyoming.audio import AudioChunkConverter, AudioFormat
 
-from .chain import ProviderHandle, SttChain, TtsChain, WakeChain
+from .chain import (
+    FALLBACK_MEANING,
+    Heard,
+    ProviderHandle,
+    SttChain,
+    TtsChain,
+    WakeChain,
+)
 from .early_end import ENDED_BY_SILENCE, ENDED_EARLY, ENDED_READY, Ending
 from .language import base_language
 from .names import Repair
@@ -49,10 +56,19 @@ CONF_COMMAND_TEXT = "command_text"
 CONF_PROTECTED = "protected_entities"
 CONF_UNPROTECTED = "unprotected_entities"
 CONF_WAKE_CHECK = "wake_check"
+CONF_STT_FALLBACK = "stt_fallback"
+CONF_STT_PROMPT = "stt_prompt"
 DEFAULT_TTS_CACHE_SECONDS = 60
 
 RECENT_REPAIRS = 10
 RECENT_ENDINGS = 20
+RECENT_HEARING = 20
+
+# How a command's transcript was chosen (Assistant.hearing).
+HEARD_UNDERSTOOD = "understood"
+HEARD_BY_MEANING = "understood_by_next"
+HEARD_NOT_UNDERSTOOD = "not_understood"
+HEARD_UNJUDGED = "not_judged"
 
 DEFAULT_NAME = "Local Voice"
 DEFAULT_AGENT = conversation.HOME_ASSISTANT_AGENT
@@ -128,6 +144,13 @@ class AssistantSettings:
     # default: Whisper tiny.en heard two of four synthetic voices' real
     # "Alexa" as other words ("I like that, so"), which would drop them.
     wake_check: str = WAKE_CHECK_OFF
+    # When the next speech-to-text server hears the command (chain.py):
+    # off, on failure, by meaning or all at once. By meaning changes nothing
+    # with one server.
+    stt_fallback: str = FALLBACK_MEANING
+    # Send the home's names as a Whisper prompt. Off by default: with
+    # faster-whisper it cost seconds on silence and noise (README).
+    stt_prompt: bool = False
 
     @property
     def protection(self) -> Protection:
@@ -208,6 +231,29 @@ class Assistant:
     transcribing: asyncio.Lock = field(default_factory=asyncio.Lock)
     # Wakes: counted, checked, the recent ones (wake_check.py).
     wakes: WakeLog = field(default_factory=WakeLog)
+    # How transcripts were chosen: counts, and the last few (no text).
+    hearing: Counter[str] = field(default_factory=Counter)
+    recent_hearing: deque[dict[str, Any]] = field(
+        default_factory=lambda: deque(maxlen=RECENT_HEARING)
+    )
+
+    def note_heard(self, heard: Heard) -> None:
+        """Count how a transcript was chosen and keep its figures (no text)."""
+        if heard.understood is None:
+            how = HEARD_UNJUDGED
+        elif not heard.understood:
+            how = HEARD_NOT_UNDERSTOOD
+        else:
+            how = HEARD_BY_MEANING if heard.passed_over else HEARD_UNDERSTOOD
+        self.hearing[how] += 1
+        self.recent_hearing.append(
+            {
+                "how": how,
+                "provider": heard.provider.address,
+                "hops": heard.hops,
+                "added_ms": round(heard.added * 1000, 1),
+            }
+        )
 
     def note_ending(self, ending: Ending) -> None:
         """Count how a command ended and keep it among the recent ones."""
@@ -365,16 +411,29 @@ async def async_check_language(
         for piece in audio:
             yield piece
 
+    expected = _words(sentence)
+
+    def hears(text: str) -> bool:
+        got = set(_words(text))
+        return sum(1 for word in expected if word in got) >= 0.6 * len(expected)
+
+    async def judge(text: str) -> bool:
+        return hears(text)
+
+    # Every server of the chain may be asked, as a command is: a first server
+    # that only knows the home's own phrases (Speech-to-Phrase) hands on.
     try:
-        async with asyncio.timeout(CHECK_TIMEOUT):
-            heard = await stt.async_transcribe(
-                stream(), AudioFormat(rate=16000, width=2, channels=1), stt_language
+        async with asyncio.timeout(CHECK_TIMEOUT * max(1, len(stt.members))):
+            result = await stt.async_hear(
+                stream(),
+                AudioFormat(rate=16000, width=2, channels=1),
+                stt_language,
+                fallback=FALLBACK_MEANING,
+                judge=judge,
             )
     except TimeoutError:
         return LanguageCheck(sentence, error="stt_check_timeout")
-    expected = _words(sentence)
-    got = set(_words(heard or ""))
-    hits = sum(1 for word in expected if word in got)
-    if hits < 0.6 * len(expected):
-        return LanguageCheck(sentence, heard or "", error="language_check_failed")
-    return LanguageCheck(sentence, heard or "")
+    heard = result.text if result is not None else ""
+    if not hears(heard):
+        return LanguageCheck(sentence, heard, error="language_check_failed")
+    return LanguageCheck(sentence, heard)

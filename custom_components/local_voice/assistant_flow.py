@@ -36,6 +36,8 @@ from .assistant import (
     CONF_PREFERRED,
     CONF_PROTECTED,
     CONF_REPAIR_NAMES,
+    CONF_STT_FALLBACK,
+    CONF_STT_PROMPT,
     CONF_STT_PROVIDERS,
     CONF_TTS_CACHE_SECONDS,
     CONF_TTS_PROVIDERS,
@@ -53,7 +55,7 @@ from .assistant import (
     default_wake_word,
     shared_languages,
 )
-from .chain import SttChain, TtsChain, UnmanagedProvider
+from .chain import FALLBACKS, SttChain, TtsChain, UnmanagedProvider
 from .language import base_language, best_match
 from .provider import Offer, Provider
 from .wake_check import WAKE_CHECKS
@@ -75,6 +77,7 @@ SWITCHES = (
     CONF_PREFERRED,
     CONF_POOLED,
     CONF_REPAIR_NAMES,
+    CONF_STT_PROMPT,
     CONF_EARLY_END,
     CONF_KEEP_DEBUG_RUNS,
     CONF_COMMAND_TEXT,
@@ -178,6 +181,15 @@ class AssistantForm:
         fields: dict[vol.Marker, Any] = {
             vol.Required(CONF_NAME, default=self.default_name()): str,
             vol.Required(CONF_STT_PROVIDERS, default=stt_default): providers("stt"),
+            vol.Required(
+                CONF_STT_FALLBACK, default=self._setting(CONF_STT_FALLBACK)
+            ): selector.SelectSelector(
+                selector.SelectSelectorConfig(
+                    options=list(FALLBACKS),
+                    translation_key=CONF_STT_FALLBACK,
+                    mode=selector.SelectSelectorMode.DROPDOWN,
+                )
+            ),
             vol.Required(CONF_TTS_PROVIDERS, default=tts_default): providers("tts"),
             vol.Optional(CONF_WAKE_PROVIDERS, default=wake_default): providers(
                 "wake_word"
@@ -329,12 +341,17 @@ class AssistantForm:
         return {}
 
     async def async_check(self) -> LanguageCheck | None:
-        """Say the check sentence with the first providers chosen, and hear it."""
+        """Say the check sentence with the first voice chosen, and hear it."""
         settings = self.settings
         assert settings is not None
-        stt_provider = self.providers[settings.stt_providers[0]][1]
         tts_provider = self.providers[settings.tts_providers[0]][1]
-        stt = SttChain([UnmanagedProvider(stt_provider)])
+        # Every speech-to-text server chosen, in order, as a command hears.
+        stt = SttChain(
+            [
+                UnmanagedProvider(self.providers[pid][1])
+                for pid in settings.stt_providers
+            ]
+        )
         tts = TtsChain([UnmanagedProvider(tts_provider)])
         stt_language = (
             best_match(self.hass, settings.language, stt.languages) or settings.language

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 EVENT_COMMAND: Final = f"{DOMAIN}_command"
 
 SPEECH_END: Final = "speech_end"
+# How the speech-to-text chain got its transcript: "hops:added ms".
+STT_CHAIN: Final = "stt_chain"
 SYNTHESIS: Final = "synthesis"
 FIRST_AUDIO: Final = "first_audio"
 # What the assistant's agent did (understanding.py).
@@ -185,6 +187,10 @@ class CommandLog:
         if synthesized and not audio and not waited:
             return None
         speech_end = speech[-1].at if speech else None
+        chain = [
+            m.detail for m in marks if m.kind == STT_CHAIN and started <= m.at <= ended
+        ]
+        hops, added_ms = _chain_figures(chain[-1] if chain else None)
         during = [m for m in marks if started <= m.at <= ended]
         first_audio = min(audio) if audio else None
         if first_audio is None and run.first(PipelineEventType.TTS_END):
@@ -224,6 +230,8 @@ class CommandLog:
                 (m.detail for m in during if m.kind == ANSWERED), None
             ),
             "repaired": next((m.detail for m in during if m.kind == REPAIRED), None),
+            "stt_hops": hops,
+            "stt_added_ms": added_ms,
             "speech_to_transcript_ms": _ms(speech_end, at(PipelineEventType.STT_END)),
             "speech_to_intent_ms": _ms(speech_end, at(PipelineEventType.INTENT_END)),
             "speech_to_first_audio_ms": _ms(speech_end, first_audio),
@@ -248,6 +256,18 @@ class CommandLog:
                 "speech"
             )
         return outcome
+
+
+def chain_detail(hops: int, added: float) -> str:
+    """Return a STT_CHAIN mark's detail: servers asked after the first, ms added."""
+    return f"{hops}:{round(added * 1000)}"
+
+
+def _chain_figures(detail: str | None) -> tuple[int | None, int | None]:
+    if not detail:
+        return None, None
+    hops, _, added = detail.partition(":")
+    return int(hops), int(added)
 
 
 def _conversation_id(run: EndedRun) -> str | None:

@@ -150,6 +150,12 @@ async def async_get_config_entry_diagnostics(
                         for e in assistant.recent_endings
                     ],
                 },
+                # How each transcript was chosen: which server, how many
+                # were asked after the first and the time that added.
+                "speech_to_text_chain": {
+                    "count": dict(assistant.hearing),
+                    "recent": list(assistant.recent_hearing),
+                },
                 "settings": async_redact_data(settings, TO_REDACT),
                 "available": {
                     "stt": assistant.stt.available,

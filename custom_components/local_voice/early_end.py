@@ -178,7 +178,10 @@ class EarlyEnd:
     `transcribe` turns the audio so far into text (or None); `complete`
     returns the text to answer with when it is a whole command, else None.
     With `looking` off (the assistant's option) it only records how the
-    command ended and when the speech did.
+    command ended and when the speech did. `usable`, when given, must accept
+    a look's transcript before it stands for the whole command at the end
+    of the audio: one the agent does not understand goes to the servers
+    after the first (chain.py, by meaning) instead.
     """
 
     def __init__(
@@ -187,9 +190,11 @@ class EarlyEnd:
         complete: Callable[[str], Awaitable[str | None]],
         *,
         looking: bool = True,
+        usable: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         """Watch nothing yet."""
         self._looking = looking
+        self._usable = usable
         self._transcribe = transcribe
         self._complete = complete
         self._detector = PauseDetector()
@@ -316,7 +321,14 @@ class EarlyEnd:
                 if (trial := self._trial) is not None:
                     pending: set[asyncio.Future[Any]] = {request, trial}
                     await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                if not request.done() and (ready := self._ready()) is not None:
+                ready = self._ready() if not request.done() else None
+                if (
+                    ready is not None
+                    and self._usable is not None
+                    and not await self._usable(ready)
+                ):
+                    ready = None
+                if not request.done() and ready is not None:
                     request.cancel()
                     request.add_done_callback(_retrieve)
                     left_to_end = True

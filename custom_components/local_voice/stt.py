@@ -10,11 +10,13 @@ import logging
 from homeassistant.components import stt
 from homeassistant.helpers import chat_session
 from homeassistant.helpers.device_registry import DeviceInfo
+from rapidfuzz import fuzz
 from wyoming.audio import AudioFormat
 
 from .assistant import Assistant
-from .chain import SttChain, Vocabulary
-from .command_log import SPEECH_END
+from .chain import FALLBACK_MEANING, FALLBACK_TOGETHER, Heard, SttChain, Vocabulary
+from .closest import flips
+from .command_log import SPEECH_END, STT_CHAIN, chain_detail
 from .early_end import EarlyEnd
 from .entity import LocalVoiceEntity, speech_platform
 from .models import LocalVoiceData
@@ -24,6 +26,23 @@ from .understanding import NO_ANSWER
 from .wake_check import QUIET, Wake, async_check, checked, strip_wake_word
 
 PARALLEL_UPDATES = 0
+
+# Below this word similarity (rapidfuzz's ratio, 0 to 100) a transcript passed
+# over and the one chosen are two different sentences, not one misheard.
+ALIKE = 60.0
+
+
+def disagree(passed_over: str, chosen: str) -> bool:
+    """Return whether a server heard another command than the one chosen.
+
+    Another direction ("on" for "off") or other words; a server that heard
+    the same sentence with a word wrong ("chicken" for "kitchen") agrees.
+    """
+    if flips(passed_over, chosen):
+        return True
+    said, heard = " ".join(words(passed_over)), " ".join(words(chosen))
+    return fuzz.ratio(said, heard) < ALIKE
+
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -165,17 +184,40 @@ class AssistantSttEntity(LocalVoiceSttEntity):
         def heard(text: str | None) -> str | None:
             return strip_wake_word(text, phrase) if text and phrase else text
 
+        settings = self.assistant.settings
+        # By meaning: the agent judges each transcript, and one it does not
+        # understand goes to the next server. An answer to a question is no
+        # command: it is not judged.
+        by_meaning = (
+            settings.stt_fallback in (FALLBACK_MEANING, FALLBACK_TOGETHER)
+            and len(self.chain.members) > 1
+            and not answering
+        )
+
+        async def understood(text: str) -> bool:
+            stripped = heard(text) or ""
+            if not words(stripped):
+                return False
+            return await self._names.async_command_as_is(
+                stripped, language
+            ) or await self._names.async_names_the_untouchable(stripped, language)
+
         async def look(audio: bytes) -> str | None:
             return heard(
                 await self.chain.async_transcribe_once(
-                    audio, audio_format, language, vocabulary
+                    audio,
+                    audio_format,
+                    language,
+                    vocabulary,
+                    prompt=settings.stt_prompt,
                 )
             )
 
         early = EarlyEnd(
             look,
             complete,
-            looking=self.assistant.settings.early_end and not answering,
+            looking=settings.early_end and not answering,
+            usable=understood if by_meaning else None,
         )
         if wake is not None and wake.need is not None and wake.check is None:
             stream = checked(
@@ -184,13 +226,25 @@ class AssistantSttEntity(LocalVoiceSttEntity):
                 partial(self._start_check, wake, audio_format, language),
                 audio_format.rate * audio_format.width * audio_format.channels,
             )
+        chosen: list[Heard] = []
+
+        async def hear() -> str | None:
+            result = await self.chain.async_hear(
+                early.watch(stream),
+                audio_format,
+                language,
+                vocabulary,
+                fallback=settings.stt_fallback,
+                judge=understood if by_meaning else None,
+                prompt=settings.stt_prompt,
+            )
+            if result is None:
+                return None
+            chosen.append(result)
+            return result.text or None
+
         transcribing = asyncio.create_task(
-            early.async_run(
-                self.chain.async_transcribe(
-                    early.watch(stream), audio_format, language, vocabulary
-                )
-            ),
-            name="local_voice transcription",
+            early.async_run(hear()), name="local_voice transcription"
         )
         try:
             if wake is not None and wake.need is not None:
@@ -210,7 +264,7 @@ class AssistantSttEntity(LocalVoiceSttEntity):
             if not transcribing.done():
                 transcribing.cancel()
                 await asyncio.wait({transcribing})
-        text = heard(text)
+        raw, text = text, heard(text)
         self.assistant.note_ending(ending)
         if ending.speech_end is not None:
             self._command_log.note(SPEECH_END, ending.speech_end, ending.how)
@@ -218,8 +272,22 @@ class AssistantSttEntity(LocalVoiceSttEntity):
             # Silence after a question is its answer, whatever a recogniser
             # makes of it: the agent says so.
             text = NO_ANSWER
+        doubt = False
+        if chosen and chosen[0].text and chosen[0].text == raw:
+            result = chosen[0]
+            self.assistant.note_heard(result)
+            self._command_log.note(
+                STT_CHAIN, detail=chain_detail(result.hops, result.added)
+            )
+            # A server that heard another command: the chosen one is asked about.
+            doubt = bool(result.understood) and any(
+                disagree(heard(other) or "", text or "") for other in result.passed_over
+            )
+        elif raw:
+            # Ended early on the first server's look: nobody else was asked.
+            self._command_log.note(STT_CHAIN, detail=chain_detail(0, 0.0))
         if text and conversation_id is not None:
-            self._understanding.note_spoken(conversation_id, text)
+            self._understanding.note_spoken(conversation_id, text, doubt=doubt)
         if not words(text or ""):
             # Nothing to act on: the agent is not asked.
             self.assistant.wakes.settle(conversation_id, command=False)

@@ -213,6 +213,14 @@ def _meaning(result: RecognizeResult) -> tuple[str, frozenset[tuple[str, str]]]:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Spoken:
+    """A sentence an assistant's speech-to-text heard, and whether it is in doubt."""
+
+    text: str
+    doubt: bool = False
+
+
 class Understanding:
     """Decide, sentence by sentence, what each assistant's agent does."""
 
@@ -224,12 +232,18 @@ class Understanding:
         self._names = names
         self._commands = commands
         self._questions: dict[str, Question] = {}
-        self._spoken: OrderedDict[str, str] = OrderedDict()
+        self._spoken: OrderedDict[str, Spoken] = OrderedDict()
 
-    def note_spoken(self, conversation_id: str, text: str) -> None:
-        """Note that an assistant's STT heard this sentence in this conversation."""
+    def note_spoken(
+        self, conversation_id: str, text: str, *, doubt: bool = False
+    ) -> None:
+        """Note that an assistant's STT heard this sentence in this conversation.
+
+        `doubt`: the speech-to-text servers heard different commands in it
+        (chain.py by meaning), so the agent asks before acting on it.
+        """
         self._spoken.pop(conversation_id, None)
-        self._spoken[conversation_id] = text
+        self._spoken[conversation_id] = Spoken(text, doubt)
         while len(self._spoken) > SPOKEN_KEPT:
             self._spoken.popitem(last=False)
 
@@ -255,11 +269,13 @@ class Understanding:
         repair: bool,
     ) -> Decision:
         """Decide what to do with a sentence of a conversation; nothing is done here."""
-        spoken = self._spoken.pop(conversation_id, None) is not None
+        noted = self._spoken.pop(conversation_id, None)
+        spoken = noted is not None
+        doubt = noted is not None and noted.doubt and noted.text == user_input.text
         question = self._questions.pop(conversation_id, None)
         if question is None or self._expired(question):
             return await self._async_decide(
-                user_input, conversation_id, spoken, protection, repair
+                user_input, conversation_id, spoken, protection, repair, doubt=doubt
             )
         text = user_input.text
         if says_yes(text):
@@ -278,7 +294,7 @@ class Understanding:
         # Something else was said: not the answer, so no; and a sentence of
         # its own, which goes its own way (it may ask in turn).
         decision = await self._async_decide(
-            user_input, conversation_id, spoken, protection, repair
+            user_input, conversation_id, spoken, protection, repair, doubt=doubt
         )
         return replace(
             decision,
@@ -293,8 +309,14 @@ class Understanding:
         spoken: bool,
         protection: Protection,
         repair: bool,
+        *,
+        doubt: bool = False,
     ) -> Decision:
-        """Decide what to do with a sentence that answers no question."""
+        """Decide what to do with a sentence that answers no question.
+
+        `doubt`: another server heard something else, so even an understood
+        command is asked about.
+        """
         text = user_input.text
         language = user_input.language
         may_skip = not spoken and await self._async_trusted(user_input)
@@ -304,7 +326,7 @@ class Understanding:
         result = await self._async_match(user_input, text, strict=True)
         loose = await self._async_match(user_input, text)
         if result is not None and self._names.understood(result):
-            if not may_skip and asks_for(self.hass, result, protection):
+            if doubt or (not may_skip and asks_for(self.hass, result, protection)):
                 return self._ask(conversation_id, text, result, None, None)
             return Decision(Outcome(), command=text)
         proposal: _Proposal | None = None
