@@ -16,6 +16,7 @@ from typing import Any
 
 from homeassistant.components.diagnostics import REDACTED
 from homeassistant.core import HomeAssistant
+from hypothesis import given, strategies as st
 import pytest
 from wyoming.audio import AudioFormat
 
@@ -482,3 +483,48 @@ async def test_the_check_by_ear_asks_every_server_in_turn(
     assert len(settings.stt_providers) == 2
     assert len(phrases.behaviour.requests) == 1
     assert len(whisper.behaviour.requests) == 1
+
+
+async def test_a_lock_heard_by_the_next_server_is_still_asked_about(
+    voice_hass: HomeAssistant,
+    scan_ports: list[int],
+    stubs: Stubs,
+    home: Calls,
+    speech: SpeechMaker,
+) -> None:
+    """Understood only by the second server or not, a lock is never done unasked."""
+    hass = voice_hass
+    await _two_ears(
+        hass, scan_ports, stubs, "Unlock the front toor.", "Unlock the front door."
+    )
+    commands = CommandEvents(hass)
+    run = await async_run_speech(hass, speech.espeak("Unlock the front door."))
+    data = await commands.number(1)
+    assert data["stt_hops"] == 1
+    assert data["asked"] is True
+    assert run.answer == "Unlock the front door?"
+    assert home.made() == []
+
+
+DIRECTIONS = (("on", "off"), ("lock", "unlock"), ("open", "close"))
+
+
+@given(
+    pair=st.sampled_from(DIRECTIONS),
+    flip=st.booleans(),
+    name=st.sampled_from(["kitchen light", "front door", "garage door", "heater"]),
+    misheard=st.sampled_from(["chicken", "pocket", "garden", ""]),
+)
+def test_another_direction_always_disagrees(
+    pair: tuple[str, str], flip: bool, name: str, misheard: str
+) -> None:
+    """Whatever else was misheard, a server that heard the other direction disagrees."""
+    said, chosen = pair[::-1] if flip else pair
+    heard_name = f"{misheard} {name.rsplit(maxsplit=1)[-1]}" if misheard else name
+
+    def sentence(direction: str, target: str) -> str:
+        if direction in ("on", "off"):
+            return f"Turn {direction} the {target}."
+        return f"{direction.capitalize()} the {target}."
+
+    assert disagree(sentence(said, heard_name), sentence(chosen, name))
