@@ -322,23 +322,34 @@ def test_servers_disagree_on_another_command(
     assert disagree(passed_over, chosen) is expected
 
 
-async def _two_ears(
-    hass: HomeAssistant, scan_ports: list[int], stubs: Stubs, first: str, second: str
-) -> tuple[Any, StubServer, StubServer]:
-    """Local Voice added with every default over two speech-to-text stubs.
+type Ears = Callable[[str, str], Awaitable[tuple[Any, StubServer, StubServer]]]
+
+
+@pytest.fixture
+def ears(voice_hass: HomeAssistant, scan_ports: list[int], stubs: Stubs) -> Ears:
+    """Add Local Voice with every default over two speech-to-text stubs.
 
     Both hear the flow's check sentence; then each hears its own sentence.
     """
-    ears = [await stubs(stt_info()), await stubs(stt_info())]
-    tts = await stubs(tts_info())
-    wake = await stubs(wake_info())
-    entry = await async_add_local_voice(
-        hass, scan_ports, ears[0].port, ears[1].port, tts.port, wake.port
-    )
-    for ear, text in zip(ears, (first, second), strict=True):
-        ear.behaviour.transcript = text
-        ear.behaviour.requests.clear()
-    return entry, ears[0], ears[1]
+
+    async def add(first: str, second: str) -> tuple[Any, StubServer, StubServer]:
+        servers = [await stubs(stt_info()), await stubs(stt_info())]
+        tts = await stubs(tts_info())
+        wake = await stubs(wake_info())
+        entry = await async_add_local_voice(
+            voice_hass,
+            scan_ports,
+            servers[0].port,
+            servers[1].port,
+            tts.port,
+            wake.port,
+        )
+        for server, text in zip(servers, (first, second), strict=True):
+            server.behaviour.transcript = text
+            server.behaviour.requests.clear()
+        return entry, servers[0], servers[1]
+
+    return add
 
 
 @pytest.fixture
@@ -348,18 +359,11 @@ async def home(voice_hass: HomeAssistant) -> Calls:
 
 
 async def test_the_default_hears_by_meaning_and_acts(
-    voice_hass: HomeAssistant,
-    scan_ports: list[int],
-    stubs: Stubs,
-    home: Calls,
-    speech: SpeechMaker,
+    voice_hass: HomeAssistant, ears: Ears, home: Calls, speech: SpeechMaker
 ) -> None:
     """A newcomer's assistant over two servers: the second hears the misheard command."""
     hass = voice_hass
-    entry, first, second = await _two_ears(
-        hass,
-        scan_ports,
-        stubs,
+    entry, first, second = await ears(
         "Turn off the chicken light.",
         "Turn off the kitchen light.",
     )
@@ -392,17 +396,11 @@ async def test_the_default_hears_by_meaning_and_acts(
 
 
 async def test_servers_that_heard_other_commands_make_the_agent_ask(
-    voice_hass: HomeAssistant,
-    scan_ports: list[int],
-    stubs: Stubs,
-    home: Calls,
-    speech: SpeechMaker,
+    voice_hass: HomeAssistant, ears: Ears, home: Calls, speech: SpeechMaker
 ) -> None:
     """ "Off" heard by one, "on" by the next: nothing is done before a yes."""
     hass = voice_hass
-    await _two_ears(
-        hass, scan_ports, stubs, "Turn off the table.", "Turn on the kitchen light."
-    )
+    await ears("Turn off the table.", "Turn on the kitchen light.")
     commands = CommandEvents(hass)
     run = await async_run_speech(hass, speech.espeak("Turn off the table."))
     assert not run.errors, run.errors
@@ -414,18 +412,11 @@ async def test_servers_that_heard_other_commands_make_the_agent_ask(
 
 
 async def test_failure_only_keeps_the_first_transcript(
-    voice_hass: HomeAssistant,
-    scan_ports: list[int],
-    stubs: Stubs,
-    home: Calls,
-    speech: SpeechMaker,
+    voice_hass: HomeAssistant, ears: Ears, home: Calls, speech: SpeechMaker
 ) -> None:
     """The mode of before: the second server is not asked, nothing is done."""
     hass = voice_hass
-    entry, _first, second = await _two_ears(
-        hass,
-        scan_ports,
-        stubs,
+    entry, _first, second = await ears(
         "Turn off the chicken light.",
         "Turn off the kitchen light.",
     )
@@ -439,17 +430,11 @@ async def test_failure_only_keeps_the_first_transcript(
 
 
 async def test_an_answer_to_a_question_is_not_judged(
-    voice_hass: HomeAssistant,
-    scan_ports: list[int],
-    stubs: Stubs,
-    home: Calls,
-    speech: SpeechMaker,
+    voice_hass: HomeAssistant, ears: Ears, home: Calls, speech: SpeechMaker
 ) -> None:
     """ "Yes" is no command, yet it answers: the next server is not asked about it."""
     hass = voice_hass
-    _entry, first, second = await _two_ears(
-        hass, scan_ports, stubs, "Unlock the front door.", "No."
-    )
+    _entry, first, second = await ears("Unlock the front door.", "No.")
     commands = CommandEvents(hass)
     asked = await async_run_speech(hass, speech.espeak("Unlock the front door."))
     assert (await commands.number(1))["asked"] is True
@@ -486,17 +471,11 @@ async def test_the_check_by_ear_asks_every_server_in_turn(
 
 
 async def test_a_lock_heard_by_the_next_server_is_still_asked_about(
-    voice_hass: HomeAssistant,
-    scan_ports: list[int],
-    stubs: Stubs,
-    home: Calls,
-    speech: SpeechMaker,
+    voice_hass: HomeAssistant, ears: Ears, home: Calls, speech: SpeechMaker
 ) -> None:
     """Understood only by the second server or not, a lock is never done unasked."""
     hass = voice_hass
-    await _two_ears(
-        hass, scan_ports, stubs, "Unlock the front toor.", "Unlock the front door."
-    )
+    await ears("Unlock the front toor.", "Unlock the front door.")
     commands = CommandEvents(hass)
     run = await async_run_speech(hass, speech.espeak("Unlock the front door."))
     data = await commands.number(1)

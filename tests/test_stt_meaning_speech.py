@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 
 from homeassistant.core import HomeAssistant
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.local_voice.chain import FALLBACK_FAILURE
 from scripts.servers.launch import free_port
@@ -33,6 +34,24 @@ async def misheard(whisper: int) -> AsyncIterator[MishearingProxy]:
         yield proxy
 
 
+@pytest.fixture
+async def entry(
+    voice_hass: HomeAssistant,
+    demo_home: None,
+    scan_ports: list[int],
+    misheard: MishearingProxy,
+    whisper: int,
+    piper: int,
+) -> MockConfigEntry:
+    """The demo home, then Local Voice over the mishearing server and Whisper."""
+    added = await async_add_local_voice(
+        voice_hass, scan_ports, misheard.port, whisper, piper
+    )
+    await _light_off(voice_hass)
+    misheard.changes.clear()
+    return added
+
+
 async def _light_off(hass: HomeAssistant) -> None:
     await hass.services.async_call(
         "light", "turn_off", {"entity_id": LIGHT}, blocking=True
@@ -42,19 +61,13 @@ async def _light_off(hass: HomeAssistant) -> None:
 @pytest.mark.parametrize("voice", list(VOICES))
 async def test_the_next_server_hears_what_the_first_misheard(
     voice_hass: HomeAssistant,
-    demo_home: None,
-    scan_ports: list[int],
+    entry: MockConfigEntry,
     misheard: MishearingProxy,
-    whisper: int,
-    piper: int,
     speech: SpeechMaker,
     voice: str,
 ) -> None:
     """By meaning (the default): the light goes on; the second server was asked."""
     hass = voice_hass
-    await async_add_local_voice(hass, scan_ports, misheard.port, whisper, piper)
-    await _light_off(hass)
-    misheard.changes.clear()
     commands = CommandEvents(hass)
     run = await async_run_speech(
         hass, VOICES[voice](speech, COMMAND), tail=3.0, real_time=True
@@ -69,19 +82,11 @@ async def test_the_next_server_hears_what_the_first_misheard(
 
 
 async def test_on_failure_only_the_misheard_command_is_not_done(
-    voice_hass: HomeAssistant,
-    demo_home: None,
-    scan_ports: list[int],
-    misheard: MishearingProxy,
-    whisper: int,
-    piper: int,
-    speech: SpeechMaker,
+    voice_hass: HomeAssistant, entry: MockConfigEntry, speech: SpeechMaker
 ) -> None:
     """The mode of before: the misheard transcript goes on and nothing is done."""
     hass = voice_hass
-    entry = await async_add_local_voice(hass, scan_ports, misheard.port, whisper, piper)
     await async_set_assistant(hass, entry, stt_fallback=FALLBACK_FAILURE)
-    await _light_off(hass)
     commands = CommandEvents(hass)
     run = await async_run_speech(hass, speech.piper(COMMAND), tail=3.0, real_time=True)
     data = await commands.number(1)
