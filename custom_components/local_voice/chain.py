@@ -499,8 +499,8 @@ class SttChain(Chain):
             if attempt.index:
                 hearing.hops += 1
             # Once a transcript is in hand, a server gets a hop's time.
-            patience = HOP_SECONDS if hearing.fallback is not None else None
-            text, reason = await self._attempt(attempt, audio, request, patience)
+            hop = hearing.fallback is not None
+            text, reason = await self._attempt(attempt, audio, request, hop=hop)
             if text is None:
                 hearing.done()
             else:
@@ -548,7 +548,7 @@ class SttChain(Chain):
             attempt = Attempt("Speech-to-text", handle, index, None)
             # No server stands in for another: each is waited for as the last.
             task = asyncio.create_task(
-                self._attempt(attempt, audio, request, None),
+                self._attempt(attempt, audio, request),
                 name="local_voice transcription together",
             )
             tasks[task] = attempt
@@ -601,13 +601,22 @@ class SttChain(Chain):
         attempt: Attempt,
         audio: Replay[bytes],
         request: _SttRequest,
-        patience: float | None,
+        *,
+        hop: bool = False,
     ) -> tuple[str | None, str]:
-        """Send the command to one provider; return the text or why there is none."""
+        """Send the command to one provider; return the text or why there is none.
+
+        A `hop` (a transcript is in hand already) is over in HOP_SECONDS,
+        connection included.
+        """
         provider = attempt.provider
         model = provider.offer.stt_model_for(request.language)
-        if patience is None:
-            patience = _patience(provider, attempt.last)
+        patience = _patience(provider, attempt.last)
+        timeouts = (
+            Timeouts(first_event=min(patience, HOP_SECONDS), total=HOP_SECONDS)
+            if hop
+            else Timeouts(first_event=patience)
+        )
         # The audio goes to the server as it came: measured on live-like
         # audio in seven voices, silence put in front of it (which once kept
         # Whisper from dropping a first word) lost as many commands as it won.
@@ -621,7 +630,7 @@ class SttChain(Chain):
                     request.audio_format,
                     language=base_language(request.language),
                     model=model.name if model else None,
-                    timeouts=Timeouts(first_event=patience),
+                    timeouts=timeouts,
                     names=request.vocabulary.names,
                     terms=request.vocabulary.terms,
                     prompt=request.prompt,
