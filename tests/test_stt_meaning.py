@@ -28,6 +28,7 @@ from custom_components.local_voice.chain import (
     FALLBACK_OFF,
     FALLBACK_TOGETHER,
     PROMPT_CHARACTERS,
+    PROMPT_WORDS,
     SttChain,
     UnmanagedProvider,
     Vocabulary,
@@ -236,20 +237,25 @@ async def test_all_at_once_waits_a_hop_for_an_understood_answer(
     assert time.monotonic() - started < 1.0 + 0.5 + 2.0 + 1.5
 
 
-async def test_the_prompt_is_the_homes_names() -> None:
-    """Names only, sorted and once each, cut at a whole name within the bound."""
+async def test_the_prompt_is_the_homes_names_then_command_words() -> None:
+    """Names sorted and once each, cut at a whole name; the language's words after."""
     vocabulary = Vocabulary(
         names=("Kitchen Light", "bedroom", "Kitchen light", "Attic Fan"),
         terms=("turn", "on"),
     )
-    assert vocabulary.prompt() == "Attic Fan, bedroom, Kitchen Light."
-    assert Vocabulary(terms=("turn",)).prompt() is None
+    assert vocabulary.prompt() == "Attic Fan, bedroom, Kitchen Light"
+    assert vocabulary.prompt("en-GB") == (
+        f"Attic Fan, bedroom, Kitchen Light, {PROMPT_WORDS['en']}"
+    )
+    assert vocabulary.prompt("de") == "Attic Fan, bedroom, Kitchen Light"
+    assert Vocabulary(terms=("turn",)).prompt("en") is None
     many = Vocabulary(names=tuple(f"Lamp number {n:03d}" for n in range(100)))
-    prompt = many.prompt()
-    assert prompt is not None
-    assert len(prompt) <= PROMPT_CHARACTERS < len(prompt) + len(", Lamp number 000")
-    kept = prompt.removesuffix(".").split(", ")
-    assert kept == [f"Lamp number {n:03d}" for n in range(len(kept))]
+    for language in (None, "en"):
+        prompt = many.prompt(language)
+        assert prompt is not None
+        assert len(prompt) <= PROMPT_CHARACTERS < len(prompt) + len(", Lamp number 000")
+        kept = prompt.removesuffix(f", {PROMPT_WORDS['en']}").split(", ")
+        assert kept == [f"Lamp number {n:03d}" for n in range(len(kept))]
 
 
 async def test_the_prompt_goes_in_the_context_only_when_asked(stubs: Stubs) -> None:
@@ -259,7 +265,9 @@ async def test_the_prompt_goes_in_the_context_only_when_asked(stubs: Stubs) -> N
     await chain.async_hear(_command(), PCM16K, "en", vocabulary, prompt=True)
     await chain.async_hear(_command(), PCM16K, "en", vocabulary)
     sent, plain = server.behaviour.transcribes
-    assert sent["context"] == {"initial_prompt": "Hall, Kitchen Light."}
+    assert sent["context"] == {
+        "initial_prompt": f"Hall, Kitchen Light, {PROMPT_WORDS['en']}"
+    }
     assert sent["transcript_names"] == ["Kitchen Light", "Hall"]
     assert not plain.get("context")
 

@@ -89,6 +89,13 @@ HOP_SECONDS = 8.0
 # The longest prompt sent along: Whisper reads at most 224 tokens of it, and
 # a token of names is about four characters.
 PROMPT_CHARACTERS = 400
+# Words of common commands put after the names, per language.
+PROMPT_WORDS = {
+    "en": (
+        "turn on, turn off, open, close, lock, unlock, set, brightness,"
+        " percent, temperature"
+    ),
+}
 
 # Whether the agent understands a transcript.
 type Judge = Callable[[str], Awaitable[bool]]
@@ -101,25 +108,31 @@ class Vocabulary:
     names: tuple[str, ...] = ()
     terms: tuple[str, ...] = ()
 
-    def prompt(self) -> str | None:
-        """Return the home's names as a Whisper prompt, or None without names.
+    def prompt(self, language: str | None = None) -> str | None:
+        """Return the home's names, then common command words, as a Whisper prompt.
 
-        Names only: measured with a Whisper server that reads the prompt,
-        names helped it hear commands and command words on top made it
-        worse (README, "One server after another"). Sorted, so the same home
-        always sends the same prompt; cut at a whole name.
+        Sorted, so the same home always sends the same prompt; names past
+        the bound are left out whole. The command words are those of
+        `language` (PROMPT_WORDS), none for a language without them. None
+        without names. Measured in the README ("The home's names as a
+        prompt"): names alone put the home's names into sentences about
+        other things more often than names with command words.
         """
+        words = PROMPT_WORDS.get(base_language(language)) if language else None
+        room = PROMPT_CHARACTERS - (len(words) + 2 if words else 0)
         prompt = ""
         seen: set[str] = set()
         for name in sorted(self.names, key=str.casefold):
-            if (key := name.casefold().strip()) in seen or not key:
+            if not (key := name.casefold().strip()) or key in seen:
                 continue
             seen.add(key)
-            part = f"{prompt}, {name.strip()}" if prompt else name.strip()
-            if len(part) + 1 > PROMPT_CHARACTERS:
+            longer = f"{prompt}, {name.strip()}" if prompt else name.strip()
+            if len(longer) > room:
                 break
-            prompt = part
-        return f"{prompt}." if prompt else None
+            prompt = longer
+        if not prompt:
+            return None
+        return f"{prompt}, {words}" if words else prompt
 
 
 class ProviderHandle(Protocol):
@@ -466,7 +479,7 @@ class SttChain(Chain):
             audio_format,
             language,
             vocabulary,
-            vocabulary.prompt() if prompt else None,
+            vocabulary.prompt(language) if prompt else None,
         )
         audio = Replay(stream, STT_REPLAY_BYTES)
         try:
@@ -680,7 +693,7 @@ class SttChain(Chain):
                     timeouts=Timeouts(first_event=_patience(provider, last=False)),
                     names=vocabulary.names,
                     terms=vocabulary.terms,
-                    prompt=vocabulary.prompt() if prompt else None,
+                    prompt=vocabulary.prompt(language) if prompt else None,
                 )
         except WyomingError as err:
             _LOGGER.debug("A look at a pause failed at %s: %s", provider.address, err)
