@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from homeassistant.components.diagnostics import REDACTED
+from homeassistant.config_entries import SOURCE_RECONFIGURE
 from homeassistant.core import HomeAssistant
 from hypothesis import given, strategies as st
 import pytest
@@ -33,6 +34,7 @@ from custom_components.local_voice.chain import (
     UnmanagedProvider,
     Vocabulary,
 )
+from custom_components.local_voice.const import SUBENTRY_ASSISTANT
 from custom_components.local_voice.diagnostics import async_get_config_entry_diagnostics
 from custom_components.local_voice.provider import Provider
 from custom_components.local_voice.replay import Replay
@@ -43,6 +45,7 @@ from tests.common import (
     assistant_subentry,
     async_add_local_voice,
     async_set_assistant,
+    async_submit_voice,
 )
 from tests.home_stand_in import Calls, async_stand_in_home
 from tests.pipeline_helpers import CommandEvents, async_run_speech
@@ -515,3 +518,38 @@ def test_another_direction_always_disagrees(
         return f"{direction.capitalize()} the {target}."
 
     assert disagree(sentence(said, heard_name), sentence(chosen, name))
+
+
+async def test_the_form_orders_the_servers_and_picks_the_mode(
+    voice_hass: HomeAssistant, ears: Ears
+) -> None:
+    """Reconfigured: the second server first, all at once, the prompt on."""
+    hass = voice_hass
+    entry, _first, _second = await ears(KITCHEN, KITCHEN)
+    subentry = assistant_subentry(entry)
+    ordered = list(subentry.data["stt_providers"])
+    flows = hass.config_entries.subentries
+    result = await flows.async_init(
+        (entry.entry_id, SUBENTRY_ASSISTANT),
+        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry.subentry_id},
+    )
+    schema = result["data_schema"].schema
+    assert [str(key) for key in schema][1:3] == ["stt_providers", "stt_fallback"]
+    result = await flows.async_configure(
+        result["flow_id"],
+        {
+            "stt_providers": ordered[::-1],
+            "stt_fallback": FALLBACK_TOGETHER,
+            "stt_prompt": True,
+        },
+    )
+    result = await async_submit_voice(hass, flows, result, {})
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+    settings = AssistantSettings.from_data(assistant_subentry(entry).data)
+    assert list(settings.stt_providers) == ordered[::-1]
+    assert (settings.stt_fallback, settings.stt_prompt) == (FALLBACK_TOGETHER, True)
+    (assistant,) = entry.runtime_data.assistants.values()
+    assert [m.provider.port for m in assistant.stt.members] == [
+        entry.subentries[pid].data["port"] for pid in ordered[::-1]
+    ]
