@@ -240,6 +240,22 @@ async def test_all_at_once_waits_a_hop_for_an_understood_answer(
     assert time.monotonic() - started < 1.0 + 0.5 + 2.0 + 1.5
 
 
+async def test_all_at_once_a_failure_starts_no_clock(
+    stubs: Stubs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that fails at once does not cut short one still transcribing."""
+    monkeypatch.setattr(chain_module, "HOP_SECONDS", 0.5)
+    chain, (slow, broken) = await _chain(stubs, MISHEARD, KITCHEN)
+    slow.behaviour.answer_delay = 1.5
+    broken.behaviour.error = "model failed"
+    heard = await chain.async_hear(
+        _command(), PCM16K, "en", fallback=FALLBACK_TOGETHER, judge=_kitchen_only
+    )
+    assert heard is not None
+    assert (heard.text, heard.understood) == (MISHEARD, False)
+    assert heard.provider.port == slow.port
+
+
 async def test_the_prompt_is_the_homes_names_then_command_words() -> None:
     """Names sorted and once each, cut at a whole name; the language's words after."""
     vocabulary = Vocabulary(

@@ -550,9 +550,9 @@ class SttChain(Chain):
     ) -> Heard | None:
         """Ask every server at once; the first understood answer wins.
 
-        Once one server has answered, the others get HOP_SECONDS more. With
-        no answer understood, the first server's (in the chosen order) that
-        has words goes on.
+        Once one server has answered (a failure does not count), the others
+        get HOP_SECONDS more. With no answer understood, the first server's
+        (in the chosen order) that has words goes on.
         """
         hearing = _Hearing()
         hearing.hops = len(candidates) - 1
@@ -581,8 +581,6 @@ class SttChain(Chain):
                 for task in sorted(done, key=lambda t: tasks[t].index):
                     attempt = tasks[task]
                     text, reason = task.result()
-                    if deadline is None:
-                        deadline = time.monotonic() + HOP_SECONDS
                     if text is None:
                         hearing.done()
                         _LOGGER.info(
@@ -591,6 +589,10 @@ class SttChain(Chain):
                             reason,
                         )
                         continue
+                    # An answer in hand: the others get a hop's time. A
+                    # server that failed starts no such clock.
+                    if deadline is None:
+                        deadline = time.monotonic() + HOP_SECONDS
                     hearing.heard(text, attempt.provider)
                     answers[attempt.index] = text
                     if text and await _async_judge(judge, text):
