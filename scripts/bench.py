@@ -256,6 +256,25 @@ async def judge(api: home_assistant.Api, command: SpokenCommand, answer: str) ->
     )
 
 
+async def send_paced(
+    ws: aiohttp.ClientWebSocketResponse,
+    handler: int,
+    audio: bytes,
+    sent_from: list[float],
+) -> None:
+    """Send audio to a pipeline run as a live microphone does: a chunk per 20 ms.
+
+    The moment the first chunk goes is appended to `sent_from`.
+    """
+    begin = time.monotonic()
+    sent_from.append(begin)
+    for n, offset in enumerate(range(0, len(audio), CHUNK_BYTES)):
+        delay = begin + n * CHUNK_SECONDS - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await ws.send_bytes(bytes([handler]) + audio[offset : offset + CHUNK_BYTES])
+
+
 async def run_item(
     api: home_assistant.Api, item: Item, side: str, pipeline_id: str
 ) -> tuple[Timing, float, float]:
@@ -284,13 +303,7 @@ async def run_item(
     sent_from: list[float] = []
 
     async def send(handler: int) -> None:
-        begin = time.monotonic()
-        sent_from.append(begin)
-        for n, offset in enumerate(range(0, len(audio), CHUNK_BYTES)):
-            delay = begin + n * CHUNK_SECONDS - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            await ws.send_bytes(bytes([handler]) + audio[offset : offset + CHUNK_BYTES])
+        await send_paced(ws, handler, audio, sent_from)
 
     async def get_audio(url: str) -> None:
         async with api.session.get(api.base_url + url) as response:

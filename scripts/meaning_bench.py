@@ -67,16 +67,7 @@ from typing import Any
 import aiohttp
 
 from scripts import bench, home_assistant
-from scripts.bench import (
-    BENCH_VOICES,
-    CHUNK_BYTES,
-    CHUNK_SECONDS,
-    HOST,
-    LEAD_SECONDS,
-    MAX_TAIL_SECONDS,
-    Item,
-    Tap,
-)
+from scripts.bench import BENCH_VOICES, HOST, LEAD_SECONDS, MAX_TAIL_SECONDS, Item, Tap
 from scripts.commands import COMMANDS, SpokenCommand
 from scripts.demo_home import COUPLED, EXPOSED
 from scripts.figures import percentile
@@ -426,13 +417,7 @@ async def speak(
     sent_from: list[float] = []
 
     async def send(handler: int) -> None:
-        begin = time.monotonic()
-        sent_from.append(begin)
-        for n, offset in enumerate(range(0, len(audio), CHUNK_BYTES)):
-            delay = begin + n * CHUNK_SECONDS - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            await ws.send_bytes(bytes([handler]) + audio[offset : offset + CHUNK_BYTES])
+        await bench.send_paced(ws, handler, audio, sent_from)
 
     async def get_audio(url: str) -> None:
         async with api.session.get(api.base_url + url) as response:
