@@ -105,6 +105,60 @@ async def test_speech_to_text_fails_over_with_the_whole_command(
     assert elapsed < COMMAND_SECONDS + STALL_FLOOR + 1.5
 
 
+async def test_a_look_that_stalls_sends_the_command_on_at_once(stubs: Stubs) -> None:
+    """A server that says nothing to a look at a pause is not waited on again.
+
+    The command is still being spoken when the look (the audio so far, all at
+    once) has had the server's stall bound: its own request goes to the next
+    server then, not a stall bound after the end of the speech.
+    """
+    bad, good = await stubs(stt_info()), await stubs(stt_info())
+    bad.behaviour.stall = True
+    first, second = await _provider(bad), await _provider(good)
+    chain = SttChain([first, second])
+    seconds = STALL_FLOOR + 2.0
+
+    spoken: list[float] = []
+
+    async def command() -> AsyncIterator[bytes]:
+        for _ in range(int(seconds * 100)):
+            await asyncio.sleep(0.01)
+            yield bytes(320)
+        spoken.append(time.monotonic())
+
+    async def look_soon() -> str | None:
+        await asyncio.sleep(0.5)
+        # The command's request streams meanwhile; the look is not made to
+        # wait for it as if it were being transcribed.
+        assert first.provider.in_flight == 1
+        return await chain.async_transcribe_once(bytes(16000), PCM16K, "en")
+
+    looked = asyncio.create_task(look_soon())
+    text = await chain.async_transcribe(command(), PCM16K, "en")
+    after_speech = time.monotonic() - spoken[0]
+    assert await looked is None
+    assert text == "Turn on the kitchen light."
+    assert good.behaviour.audio_received == [int(seconds * 16000) * 2]
+    assert first.provider.failovers == 1
+    # Answered at the end of the speech, not a stall bound after it.
+    assert after_speech < STALL_FLOOR / 2
+    assert first.provider.in_flight == 0
+
+    # A server that is only slow, and alone: its look is given up, the
+    # command is waited for.
+    bad.behaviour.stall = False
+    bad.behaviour.answer_delay = STALL_FLOOR + 1
+    bad.behaviour.transcript = "Turn off the kitchen light."
+    chain = SttChain([first])
+    looked = asyncio.create_task(look_soon())
+    assert (
+        await chain.async_transcribe(command(), PCM16K, "en")
+        == "Turn off the kitchen light."
+    )
+    assert await looked is None
+    assert first.provider.failovers == 1
+
+
 async def test_speech_to_text_when_every_server_fails(stubs: Stubs) -> None:
     """No transcript, no exception, no task or socket left."""
     bad = await stubs(stt_info())

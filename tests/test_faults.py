@@ -21,7 +21,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.local_voice.const import SUBENTRY_ASSISTANT
 from custom_components.local_voice.early_end import ENDED_READY
-from custom_components.local_voice.provider import Provider
+from custom_components.local_voice.provider import STALL_DEFAULT, Provider
 from scripts.commands import normalize
 from scripts.demo_home import async_setup_demo_home
 from scripts.servers import launch
@@ -263,6 +263,8 @@ async def test_a_fault_at_the_pause_loses_nothing(
         await say()
     assert _assistant(home.entry).recent_endings[-1].how == ENDED_READY
     bound = first.stall_bound()
+    # Commands that a look ended measured the server all the same.
+    assert bound < STALL_DEFAULT
     await home.stt.async_set(fault)
     took = await say()
     REPORT.append(

@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 import logging
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 from homeassistant.core import CALLBACK_TYPE
 from homeassistant.exceptions import HomeAssistantError
@@ -47,6 +47,7 @@ from wyoming.audio import AudioChunk, AudioFormat
 
 from .client import (
     ServerError,
+    ServerTimeoutError,
     Timeouts,
     WyomingError,
     async_detect,
@@ -347,6 +348,25 @@ def _request(
             provider.request_ended()
 
 
+async def _unless_stalled[T](work: Awaitable[T], stalled: asyncio.Future[str]) -> T:
+    """Return what `work` returns, or give it up when `stalled` resolves first.
+
+    A request that another request found the server stalled on ends with a
+    ServerTimeoutError, as if it had waited out its own bound.
+    """
+    task = asyncio.ensure_future(work)
+    waiting: set[asyncio.Future[Any]] = {task, stalled}
+    try:
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task})
+    if task.cancelled() and stalled.done() and not stalled.cancelled():
+        raise ServerTimeoutError(stalled.result())
+    return task.result()
+
+
 @dataclass(frozen=True, slots=True)
 class _SttRequest:
     """What every server of one command is sent besides the audio."""
@@ -637,18 +657,26 @@ class SttChain(Chain):
         # Whisper from dropping a first word) lost as many commands as it won.
         stream = audio.iterate()
         try:
-            with _request(attempt.handle):
-                text = await async_transcribe(
-                    provider.host,
-                    provider.port,
-                    stream,
-                    request.audio_format,
-                    language=base_language(request.language),
-                    model=model.name if model else None,
-                    timeouts=timeouts,
-                    names=request.vocabulary.names,
-                    terms=request.vocabulary.terms,
-                    prompt=request.prompt,
+            # A look that finds the server stalled ends this request too,
+            # unless no other server could take over.
+            with (
+                _request(attempt.handle),
+                provider.watching_stalls(watch=not attempt.last) as stalled,
+            ):
+                text = await _unless_stalled(
+                    async_transcribe(
+                        provider.host,
+                        provider.port,
+                        stream,
+                        request.audio_format,
+                        language=base_language(request.language),
+                        model=model.name if model else None,
+                        timeouts=timeouts,
+                        names=request.vocabulary.names,
+                        terms=request.vocabulary.terms,
+                        prompt=request.prompt,
+                    ),
+                    stalled,
                 )
                 if audio.ended_at is not None:
                     provider.record_answer_time(time.monotonic() - audio.ended_at)
@@ -683,20 +711,38 @@ class SttChain(Chain):
             yield audio
 
         try:
-            # Under way like any request, but no outcome for its health.
-            with _request(candidates[0], health=False):
-                return await async_transcribe(
+            # Under way like any request, but no outcome for its health. The
+            # command's own request streams meanwhile: a server transcribes
+            # it only at its end, so it is not waited for here.
+            with _request(candidates[0], health=False) as started:
+                bound = provider.stall_bound(besides=1)
+                text = await async_transcribe(
                     provider.host,
                     provider.port,
                     whole(),
                     audio_format,
                     language=base_language(language),
                     model=model.name if model else None,
-                    timeouts=Timeouts(first_event=_patience(provider, last=False)),
+                    timeouts=Timeouts(first_event=bound),
                     names=vocabulary.names,
                     terms=vocabulary.terms,
                     prompt=vocabulary.prompt(language) if prompt else None,
                 )
+                # Its audio was all there at once: the time to its answer is
+                # what a command waits after its end, and a command that a
+                # look ends never measures its own.
+                provider.record_answer_time(time.monotonic() - started)
+                return text
+        except ServerTimeoutError as err:
+            # The server took in the audio and said nothing within its bound:
+            # the command's own request to it would wait as long again after
+            # the end of the speech, so it goes to the next server now.
+            _LOGGER.debug("A look at a pause stalled at %s: %s", provider.address, err)
+            provider.note_stall(
+                f"{provider.address} did not answer a look at the pause"
+                f" in {bound:.1f} s"
+            )
+            return None
         except WyomingError as err:
             _LOGGER.debug("A look at a pause failed at %s: %s", provider.address, err)
             return None

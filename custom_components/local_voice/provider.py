@@ -8,8 +8,10 @@ the rest of the integration works with.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
-from collections.abc import Mapping, Set as AbstractSet
+from collections.abc import Iterator, Mapping, Set as AbstractSet
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import PurePath
@@ -242,6 +244,9 @@ class Provider:
     _missing_voices: set[str] = field(default_factory=set, init=False)
     _in_flight: int = field(default=0, init=False)
     _failovers: int = field(default=0, init=False)
+    # Requests waiting on the server's answer that give up when a look at a
+    # pause finds it stalled (note_stall).
+    _stall_watchers: set[asyncio.Future[str]] = field(default_factory=set, init=False)
     down_since: datetime | None = None
 
     @classmethod
@@ -341,14 +346,16 @@ class Provider:
         """Return the median recent answer time (0 before any request)."""
         return statistics.median(self.answer_times) if self.answer_times else 0.0
 
-    def stall_bound(self) -> float:
+    def stall_bound(self, *, besides: int = 0) -> float:
         """Return how long to wait for an answer before calling it a stall.
 
         A few times the server's own recent 95th percentile plus a margin,
         within [STALL_FLOOR, STALL_DEFAULT]; STALL_DEFAULT until an answer
         was measured. Servers
         answer one request at a time, so with several of this integration's
-        requests under way the bound grows with their number.
+        requests under way the bound grows with their number, less `besides`
+        of them that do not wait on the server yet (a command still streaming
+        its audio while a look at its pause is made).
         """
         if len(self.answer_times) < STALL_SAMPLES:
             single = STALL_DEFAULT
@@ -358,7 +365,7 @@ class Provider:
             single = min(
                 STALL_DEFAULT, max(STALL_FLOOR, STALL_FACTOR * p95 + STALL_MARGIN)
             )
-        return single * max(1, self._in_flight)
+        return single * max(1, self._in_flight - besides)
 
     def request_started(self) -> None:
         """Count a request under way; `request_ended` must follow."""
@@ -367,6 +374,32 @@ class Provider:
     def request_ended(self) -> None:
         """Count a request as no longer under way."""
         self._in_flight -= 1
+
+    @contextmanager
+    def watching_stalls(self, *, watch: bool = True) -> Iterator[asyncio.Future[str]]:
+        """Yield a future that note_stall resolves with why, while the block runs.
+
+        Without `watch` (nobody else could take over) the future never resolves.
+        """
+        stalled: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        if not watch:
+            try:
+                yield stalled
+            finally:
+                stalled.cancel()
+            return
+        self._stall_watchers.add(stalled)
+        try:
+            yield stalled
+        finally:
+            self._stall_watchers.discard(stalled)
+            stalled.cancel()
+
+    def note_stall(self, why: str) -> None:
+        """A request got no answer within the stall bound: those watching give up."""
+        for stalled in self._stall_watchers:
+            if not stalled.done():
+                stalled.set_result(why)
 
     def note_failover(self) -> None:
         """Count a request that left this server for another one."""
