@@ -413,3 +413,36 @@ async def test_a_repair_onto_a_lock_asks_either_way(
     assert result.continue_conversation is True, _speech(result)
     assert _speech(result).startswith("Lock "), _speech(result)
     assert home.made() == []
+
+
+@pytest.mark.parametrize(
+    ("answer", "speech", "made"),
+    [
+        ("yes", "Turned on the light", [("light", "turn_on", ["light.kitchen_light"])]),
+        ("no", "OK, I won't turn on the Kitchen Light.", []),
+        (NO_ANSWER, "No answer, so I won't turn on the Kitchen Light.", []),
+    ],
+)
+async def test_a_question_says_the_action_a_name_alone_stands_for(
+    voice_hass: HomeAssistant,
+    stub_home: StubHome,
+    home: Calls,
+    answer: str,
+    speech: str,
+    made: list[tuple[str, str, list[str]]],
+) -> None:
+    """Home Assistant turns on what is only named: a question about it says so.
+
+    "On the kitchen light." (the start of "Turn on" lost) comes closest to
+    "the Kitchen Light", which is asked as "Turn on the Kitchen Light?",
+    never as "The Kitchen Light?".
+    """
+    hass = voice_hass
+    agent = _agent(hass, stub_home)
+    asked = await _say(hass, agent, "On the kitchen light.")
+    assert asked.continue_conversation is True
+    assert _speech(asked) == "Turn on the Kitchen Light?"
+    assert home.made() == []
+    answered = await _say(hass, agent, answer, asked.conversation_id)
+    assert _speech(answered) == speech
+    assert home.made() == made

@@ -34,6 +34,7 @@ from hassil.models import UnmatchedTextEntity
 from hassil.recognize import MISSING_ENTITY, RecognizeResult
 from homeassistant.components import conversation
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import intent
 
 from .closest import CommandSpace, flips, polarity
 from .ha_adapter import async_match_intent
@@ -50,6 +51,13 @@ from .protected import (
 
 _LOGGER = logging.getLogger(__name__)
 
+# Home Assistant turns on a thing that is only named ("the heater"); asked
+# about, such a command says its action: the direction word and the words
+# put in front of the name.
+SAID_IN_FULL = {
+    intent.INTENT_TURN_ON: ("on", "turn on"),
+    intent.INTENT_TURN_OFF: ("off", "turn off"),
+}
 # A question is answered in the conversation that asked it, within this time.
 QUESTION_SECONDS = 60.0
 # Conversations whose last sentence was heard by an assistant's STT.
@@ -327,7 +335,8 @@ class Understanding:
         loose = await self._async_match(user_input, text)
         if result is not None and self._names.understood(result):
             if doubt or (not may_skip and asks_for(self.hass, result, protection)):
-                return self._ask(conversation_id, text, result, None, None)
+                asked = await self._async_in_full(user_input, text, result)
+                return self._ask(conversation_id, asked, result, None, None)
             return Decision(Outcome(), command=text)
         proposal: _Proposal | None = None
         if repair and base_language(language) in LANGUAGES:
@@ -352,14 +361,36 @@ class Understanding:
             and not any(map(guards_the_home, targets(self.hass, repaired)))
         )
         if not sure or asks_for(self.hass, repaired, protection):
+            asked = await self._async_in_full(user_input, proposal.text, repaired)
             return self._ask(
-                conversation_id, proposal.text, repaired, proposal.kind, proposal.repair
+                conversation_id, asked, repaired, proposal.kind, proposal.repair
             )
         return Decision(
             Outcome(repaired=proposal.kind),
             command=proposal.text,
             repair=proposal.repair,
         )
+
+    async def _async_in_full(
+        self,
+        user_input: conversation.ConversationInput,
+        text: str,
+        result: RecognizeResult,
+    ) -> str:
+        """Return the command to ask about, its action said.
+
+        "the Kitchen Light" is asked as "Turn on the Kitchen Light?" (and a
+        no answered "I won't turn on the Kitchen Light"), when that is the
+        same command to Home Assistant; a yes hands on the words asked.
+        """
+        said = SAID_IN_FULL.get(result.intent.name)
+        if said is None or polarity(text)[said[0]]:
+            return text
+        full = f"{said[1]} {_as_clause(text)}"
+        again = await self._async_match(user_input, full, strict=True)
+        if again is None or _meaning(again) != _meaning(result):
+            return text
+        return full
 
     def _ask(
         self,
