@@ -48,6 +48,11 @@ TURNED_OFF = "Turned off the light"
 # Home Assistant's own English texts in the Assist dialog.
 MICROPHONE = "Start listening"
 REQUEST_FIELD = "Enter a request"
+# Chromium's capture starts when the dialog opens the microphone, before the
+# dialog's recorder is connected and streams to Home Assistant (longer on a
+# busy machine): a second of silence first, as a person who presses the
+# button and then speaks leaves, so that no word is cut.
+LEADING_SILENCE = 1.0
 # Silence after the command, so that Home Assistant's voice activity
 # detection ends it as it ends a live one.
 TRAILING_SILENCE = 4.0
@@ -166,10 +171,12 @@ def chromium() -> str:
 
 @pytest.fixture
 def microphone(tmp_path: Path) -> Path:
-    """Return a WAV file of SPOKEN (espeak-ng, 16 kHz) and trailing silence."""
+    """Return a WAV file of SPOKEN (espeak-ng, 16 kHz) between silences."""
     speech = SpeechMaker(SERVER_PORTS["piper"], tmp_path).espeak(SPOKEN)
     wav = tmp_path / "microphone.wav"
-    wav.write_bytes((speech + silence(TRAILING_SILENCE)).wav())
+    wav.write_bytes(
+        (silence(LEADING_SILENCE) + speech + silence(TRAILING_SILENCE)).wav()
+    )
     return wav
 
 
@@ -320,11 +327,9 @@ def test_the_dialog_asks_before_unlocking(
     recording gets silence.)
     """
     maker = SpeechMaker(0, tmp_path)
-    # The capture starts before the dialog streams to Home Assistant: a second
-    # of silence first, so that no word is cut. Whisper tiny hears "unlock"
-    # through Chromium's capture as "I lock" or "I'm off" more often than
-    # not; after "please" it hears it.
-    audio = silence(1.0) + maker.espeak("Please unlock the front door.")
+    # Whisper tiny hears "unlock" through Chromium's capture as "I lock" or
+    # "I'm off" more often than not; after "please" it hears it.
+    audio = silence(LEADING_SILENCE) + maker.espeak("Please unlock the front door.")
     microphone = tmp_path / "microphone.wav"
     microphone.write_bytes((audio + silence(TRAILING_SILENCE)).wav())
     stack = contextlib.ExitStack()
