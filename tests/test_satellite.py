@@ -282,6 +282,49 @@ class Home:
         )
         return result
 
+    async def listening(self) -> None:
+        """Wait until Home Assistant reads the satellite's audio in its latest run.
+
+        Home Assistant's `wyoming` satellite loop has a race: when a run ends
+        in the same wake-up as an event from the satellite is read, it starts
+        the next run and drops that read; it reads nothing more, so the new
+        run gets no audio (though the satellite is told it listens), and 5 s
+        later it drops the connection and connects again. Its debug log says
+        "Receiving audio from satellite" once a run gets audio, so a command
+        is said only then: a command said into a run that gets no audio is
+        lost whatever the speech servers and the assistant do. Each time the
+        race struck is printed.
+        """
+        log = self.sat.hass_log
+        assert log is not None
+
+        def reading() -> bool | None:
+            lines = [
+                line
+                for line in log.read_text(errors="replace").splitlines()
+                if "assist_satellite]" in line
+            ]
+            starts = [
+                i for i, line in enumerate(lines) if "Received run information" in line
+            ]
+            if not starts:
+                return None
+            return any(
+                "Receiving audio from satellite" in line
+                for line in lines[starts[-1] + 1 :]
+            )
+
+        async def run_gets_audio() -> bool:
+            return bool(reading())
+
+        waited = time.monotonic()
+        # Twice Home Assistant's 5 s ping timeout and its 3 s wait to connect.
+        await _wait(
+            "a run that gets the satellite's audio", run_gets_audio, 20, self.sat
+        )
+        if (late := time.monotonic() - waited) > 1.0:
+            print(f"Home Assistant read no audio for {late:.1f} s (its satellite race)")
+
     async def select_pipeline(self, option: str) -> None:
         """Choose the satellite's pipeline; wait until a run of it listens.
 
@@ -296,6 +339,7 @@ class Home:
         await self.call("select", "select_option", entity_id=self.select, option=option)
         assert (await self.state(self.select))["state"] == option
         await self.events_after(count, {"detect"})
+        await self.listening()
 
     async def speech_of(self, text: str) -> tuple[int, bytes]:
         """Return the audio of the assistant's text-to-speech for `text`.
@@ -341,6 +385,7 @@ class Home:
 
         Waits until the pipeline listens for the wake word again.
         """
+        await self.listening()
         count = len(self.sat.heard())
         replies = self.sat.replies()
         queued = self.sat.say(speech, name)
