@@ -162,6 +162,9 @@ class Behaviour:
     # A wake word server's stand-in for a detector that fires on whatever
     # it hears: "alexa" once this many seconds of 16 kHz audio came in.
     detect_after: float | None = None
+    # Seconds the detection waits before it is sent (a busy machine), the
+    # audio meanwhile left unread.
+    detection_delay: float = 0
 
 
 class _Handler(AsyncEventHandler):
@@ -204,8 +207,10 @@ class _Handler(AsyncEventHandler):
                 and not self._detected
             ):
                 self._detected = True
+                timestamp = len(self._audio) // 32
+                await asyncio.sleep(behaviour.detection_delay)
                 await self.write_event(
-                    Detection(name="alexa", timestamp=len(self._audio) // 32).event()
+                    Detection(name="alexa", timestamp=timestamp).event()
                 )
             drop = behaviour.drop_after_chunks
             return drop is None or self._chunks < drop

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import math
 from typing import Any
 
+from homeassistant.components import wake_word
 from homeassistant.components.assist_pipeline import PipelineEventType
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
@@ -50,6 +51,7 @@ from tests.common import (
     async_set_assistant,
     provider_subentry_id,
 )
+from tests.conftest import StubHome
 from tests.pipeline_helpers import async_run_speech
 from tests.stub_server import StubServer, wake_info
 
@@ -175,6 +177,23 @@ async def test_a_stop_inside_the_wake_word_is_not_handed_on() -> None:
     onset = kept.onset(word_end_ms + 160)
     assert onset is not None
     assert onset >= word_end_ms + 200 - 60, onset
+
+
+async def test_a_stop_after_the_detection_is_not_the_start() -> None:
+    """A detector that answered late: a stop in the command after it is no start.
+
+    'Alexa', a short pause, 'Turn', a stop longer than that pause, 'on the
+    ...'; the detector fired 0.1 s into 'Turn'. The audio taken since runs
+    past the stop, and the command starts at 'Turn' all the same.
+    """
+    wake = bytes(16000) + _tone(0.5)  # the word ends at 1000 ms
+    command_ms = (0.5 + 0.5 + 0.15) * 1000
+    kept = await _kept(
+        wake + bytes(4800) + _tone(0.25) + bytes(5760) + _tone(0.6)  # 0.15, 0.18 s
+    )
+    onset = kept.onset(command_ms + 100)
+    assert onset is not None
+    assert command_ms - 60 <= onset <= command_ms, onset
 
 
 async def test_nothing_is_handed_on_when_the_command_has_not_begun() -> None:
@@ -479,3 +498,40 @@ async def test_a_second_model_drops_a_false_wake(
     (recent,) = await _recent_wakes(hass, entry)
     assert recent["second_model"] is False
     assert recent["outcome"] == "dropped"
+
+
+async def test_a_detection_that_comes_late_loses_nothing_after_it(
+    voice_hass: HomeAssistant, stub_home: StubHome
+) -> None:
+    """The detector fires at 1 s of audio and answers 0.5 s later (a busy machine).
+
+    Speech-to-text gets the audio from the detection on, the half second taken
+    while the answer was on its way included: from the assistant's wake word
+    entity and from the server's own.
+    """
+    hass = voice_hass
+    stub_home.wake.behaviour.detect_after = 1.0
+    stub_home.wake.behaviour.detection_delay = 0.5
+    registry = er.async_get(hass)
+    engines = [
+        wake_word.async_get_wake_word_detection_entity(hass, e.entity_id)
+        for e in er.async_entries_for_config_entry(registry, stub_home.entry.entry_id)
+        if e.domain == "wake_word"
+    ]
+    assert len(engines) == 2
+
+    async def live() -> AsyncIterator[tuple[bytes, int]]:
+        for n in range(300):  # 3 s, 10 ms chunks, at a microphone's pace
+            await asyncio.sleep(0.01)
+            yield bytes(320), n * 10
+
+    for engine in engines:
+        assert engine is not None
+        result = await engine.async_process_audio_stream(live(), "alexa")
+        assert result is not None
+        queued = result.queued_audio or []
+        assert 1000 <= queued[0][1] <= 1020, queued[:2]
+        # Contiguous, and on past what the detector had heard when it fired.
+        stamps = [ms for _, ms in queued]
+        assert stamps == list(range(stamps[0], stamps[-1] + 10, 10))
+        assert stamps[-1] >= 1000 + 300, stamps[-1]

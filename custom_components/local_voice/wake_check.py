@@ -455,12 +455,12 @@ class KeptAudio:
 
         The wake word ends in a pause (a detector fires only after one); the
         command may start before the detector fires. Of the pauses of at
-        least PAUSE_SECONDS followed by speech that starts no earlier than
-        ONSET_WITHIN before the detection, the longest: the one the detector
-        needed, longer than a stop inside a word of the wake word or of the
-        command. The time that speech starts, less a margin. None when no
-        pause is heard (noise), or when none is followed by speech yet: then
-        nothing was lost.
+        least PAUSE_SECONDS that began by the detection, followed by speech
+        that starts no earlier than ONSET_WITHIN before it, the longest: the
+        one the detector needed, longer than a stop inside a word of the wake
+        word or of the command. The time that speech starts, less a margin.
+        None when no pause is heard (noise), or when none is followed by
+        speech yet: the command is then all that came after the detection.
         """
         frames: list[tuple[int, float]] = []
         for chunk, ms in self._chunks:
@@ -484,8 +484,15 @@ class KeptAudio:
                 run += 1
                 continue
             # Speech after a pause, late enough to follow the wake word
-            # (before it, it would be the wake word itself).
-            if run * 10 >= PAUSE_SECONDS * 1000 and ms >= at_ms - (ONSET_WITHIN * 1000):
+            # (before it, it would be the wake word itself), the pause begun
+            # by the detection: the detector fired in it or after it. Audio
+            # taken after the detection (a detector that answered late) holds
+            # the command's own stops, which are no start.
+            if (
+                run * 10 >= PAUSE_SECONDS * 1000
+                and ms >= at_ms - ONSET_WITHIN * 1000
+                and ms - run * 10 <= at_ms
+            ):
                 best = max(best or (run, ms), (run, ms))
             run = 0
         if best is None:

@@ -43,15 +43,22 @@ class LocalVoiceWakeWordEntity(
     async def _async_process_audio_stream(
         self, stream: AsyncIterable[tuple[bytes, int]], wake_word_id: str | None
     ) -> wake_word.DetectionResult | None:
-        """Stream audio until the server detects the wake word."""
-        detected = await self.chain.async_detect(stream, wake_word_id)
+        """Stream audio until the server detects the wake word.
+
+        Speech-to-text gets all that was taken after the detection: on a busy
+        machine the answer comes late, and the command may have begun
+        meanwhile.
+        """
+        kept = KeptAudio(stream)
+        detected = await self.chain.async_detect(kept.stream(), wake_word_id)
         if detected is None:
             return None
+        queued = kept.since(_detection_ms(detected, kept))
         return wake_word.DetectionResult(
             wake_word_id=detected.name,
             wake_word_phrase=detected.phrase,
             timestamp=detected.timestamp,
-            queued_audio=detected.queued or None,
+            queued_audio=queued or None,
         )
 
 
@@ -91,9 +98,11 @@ class AssistantWakeWordEntity(LocalVoiceWakeWordEntity):
             return None
         at_ms = _detection_ms(detected, kept)
         # The command began before the detector fired: speech-to-text gets
-        # it from its start. Otherwise only what was taken and not yet sent.
+        # it from its start. Otherwise all that was taken after the
+        # detection: on a busy machine the answer comes late, and the
+        # command may have begun meanwhile.
         onset = kept.onset(at_ms)
-        queued = kept.since(onset) if onset is not None else detected.queued
+        queued = kept.since(at_ms if onset is None else onset)
         settings = self.assistant.settings
         wake = Wake(
             phrase=detected.phrase,
