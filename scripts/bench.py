@@ -275,12 +275,27 @@ async def send_paced(
         await ws.send_bytes(bytes([handler]) + audio[offset : offset + CHUNK_BYTES])
 
 
-async def run_item(
-    api: home_assistant.Api, item: Item, side: str, pipeline_id: str
-) -> tuple[Timing, float, float]:
-    """Run one item like a live microphone; return its timing and the run's span."""
-    timing = Timing(side=side, item=item.name)
-    await set_scene(api, item.command)
+@dataclass
+class LiveRun:
+    """A pipeline run of an item said like a live microphone."""
+
+    # Each event's data and arrival (time.monotonic()), by type.
+    data: dict[str, dict[str, Any]] = field(default_factory=dict)
+    arrived: dict[str, float] = field(default_factory=dict)
+    # When the speech ended and the spoken answer's first byte came.
+    speech_end: float | None = None
+    first_byte: float | None = None
+    error: str | None = None
+
+
+async def run_live(api: home_assistant.Api, item: Item, pipeline_id: str) -> LiveRun:
+    """Run the item's audio through the pipeline to text-to-speech, at a live pace.
+
+    The audio is sent a chunk per 20 ms, then silence, until speech-to-text
+    ends; the spoken answer is fetched as the frontend does, so its first
+    audio comes.
+    """
+    run = LiveRun()
     ws = await api.websocket()
     run_id = api.next_id()
     await ws.send_json(
@@ -293,70 +308,83 @@ async def run_item(
             "input": {"sample_rate": 16000, **({"timeout": 10} if item.wake else {})},
         }
     )
-    arrived: dict[str, float] = {}
-    data: dict[str, Any] = {}
-    started = time.monotonic()
     sender: asyncio.Task[None] | None = None
     fetch: asyncio.Task[None] | None = None
-    first_byte: list[float] = []
     audio = item.speech.pcm + bytes(int(MAX_TAIL_SECONDS * BYTES_PER_SECOND))
     sent_from: list[float] = []
-
-    async def send(handler: int) -> None:
-        await send_paced(ws, handler, audio, sent_from)
 
     async def get_audio(url: str) -> None:
         async with api.session.get(api.base_url + url) as response:
             async for _ in response.content.iter_any():
-                first_byte.append(time.monotonic())
+                run.first_byte = time.monotonic()
                 break
             await response.read()
 
     try:
-        while "run-end" not in arrived:
+        while "run-end" not in run.arrived:
             message = await ws.receive_json(timeout=60)
-            if message.get("id") != run_id or message["type"] == "result":
-                if message.get("id") == run_id and not message.get("success", True):
-                    timing.error = str(message.get("error"))
+            if message.get("id") != run_id:
+                continue
+            if message["type"] == "result":
+                if not message.get("success", True):
+                    run.error = str(message.get("error"))
                     break
                 continue
             event = message["event"]
             kind = event["type"]
-            arrived.setdefault(kind, time.monotonic())
-            data.setdefault(kind, event.get("data") or {})
+            run.arrived.setdefault(kind, time.monotonic())
+            run.data.setdefault(kind, event.get("data") or {})
             if kind == "run-start":
                 handler = event["data"]["runner_data"]["stt_binary_handler_id"]
-                sender = asyncio.create_task(send(handler))
+                sender = asyncio.create_task(send_paced(ws, handler, audio, sent_from))
+            if kind == "stt-end" and sender is not None:
+                # Its handler is gone: audio after this only fills the log.
+                sender.cancel()
             streaming = kind == "intent-progress" and (event.get("data") or {}).get(
                 "tts_start_streaming"
             )
             if (streaming or kind in ("tts-start", "tts-end")) and fetch is None:
-                url = data["run-start"].get("tts_output", {}).get("url")
+                url = run.data["run-start"].get("tts_output", {}).get("url")
                 if url:
                     fetch = asyncio.create_task(get_audio(url))
             if kind == "error":
-                timing.error = str(event.get("data"))
+                run.error = str(event.get("data"))
     finally:
         if sender is not None:
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
     if fetch is not None:
-        await asyncio.wait_for(fetch, 30)
+        with contextlib.suppress(TimeoutError, aiohttp.ClientError):
+            await asyncio.wait_for(fetch, 30)
+    if sent_from:
+        run.speech_end = sent_from[0] + item.speech_end
+    return run
+
+
+async def run_item(
+    api: home_assistant.Api, item: Item, side: str, pipeline_id: str
+) -> tuple[Timing, float, float]:
+    """Run one item like a live microphone; return its timing and the run's span."""
+    timing = Timing(side=side, item=item.name)
+    await set_scene(api, item.command)
+    started = time.monotonic()
+    run = await run_live(api, item, pipeline_id)
     ended = time.monotonic()
-    if not sent_from:
+    timing.error = run.error
+    speech_end, arrived = run.speech_end, run.arrived
+    if speech_end is None:
         return timing, started, ended
-    speech_end = sent_from[0] + item.speech_end
     timing.extra["speech_end_at"] = speech_end
     timing.extra["vad_end"] = "stt-vad-end" in arrived
     for stage, kind in (("stt", "stt-end"), ("intent", "intent-end")):
         if kind in arrived:
             setattr(timing, stage, arrived[kind] - speech_end)
-    if first_byte:
-        timing.first_byte = first_byte[0] - speech_end
-    timing.heard, timing.answer = home_assistant.heard_and_answer(data)
+    if run.first_byte is not None:
+        timing.first_byte = run.first_byte - speech_end
+    timing.heard, timing.answer = home_assistant.heard_and_answer(run.data)
     timing.extra["arrived"] = {k: v - speech_end for k, v in arrived.items()}
-    timing.extra["tts_text"] = data.get("tts-start", {}).get("tts_input", "")
+    timing.extra["tts_text"] = run.data.get("tts-start", {}).get("tts_input", "")
     if timing.error is None:
         timing.ok = await judge(api, item.command, timing.answer)
     return timing, started, ended

@@ -385,11 +385,27 @@ async def add_local_voice(api: Api) -> None:
         say("Local Voice is already set up")
         return
     say("Adding Local Voice through its config flow, with the defaults")
-    result = await api.request(
-        "POST", "/api/config/config_entries/flow", {"handler": "local_voice"}
+    await complete_flow(
+        api, "/api/config/config_entries/flow", {"handler": "local_voice"}, within=60
     )
-    url = f"/api/config/config_entries/flow/{result['flow_id']}"
-    deadline = time.monotonic() + 60
+
+
+async def complete_flow(
+    api: Api,
+    path: str,
+    start: dict[str, Any],
+    answers: dict[str, dict[str, Any]] | None = None,
+    *,
+    within: float,
+) -> dict[str, Any]:
+    """Start a config (or subentry) flow at `path` and go through it to its entry.
+
+    Each form gets its step's `answers`, else its defaults. Raise SetupError
+    when a form is refused or the flow ends otherwise.
+    """
+    result: dict[str, Any] = await api.request("POST", path, start)
+    url = f"{path}/{result['flow_id']}"
+    deadline = time.monotonic() + within
     while result["type"] in {"form", "progress"} and time.monotonic() < deadline:
         if result["type"] == "progress":
             # The check by ear runs in the background; look again, as the
@@ -399,10 +415,12 @@ async def add_local_voice(api: Api) -> None:
             continue
         if result.get("errors"):
             raise SetupError(f"form {result['step_id']} refused: {result['errors']}")
-        print(f"    form {result['step_id']}: defaults")
-        result = await api.request("POST", url, {})
+        answer = (answers or {}).get(result["step_id"])
+        print(f"    form {result['step_id']}: {'answered' if answer else 'defaults'}")
+        result = await api.request("POST", url, answer or {})
     if result["type"] != "create_entry":
-        raise SetupError(f"the config flow ended with {result}")
+        raise SetupError(f"the flow at {path} ended with {result}")
+    return result
 
 
 async def arrange_home(api: Api) -> None:

@@ -67,13 +67,13 @@ from typing import Any
 import aiohttp
 
 from scripts import bench, home_assistant
-from scripts.bench import BENCH_VOICES, HOST, LEAD_SECONDS, MAX_TAIL_SECONDS, Item, Tap
+from scripts.bench import BENCH_VOICES, HOST, LEAD_SECONDS, Item, Tap
 from scripts.commands import COMMANDS, SpokenCommand
 from scripts.demo_home import COUPLED, EXPOSED
 from scripts.figures import percentile
 from scripts.hearing import VOICES, noisy
 from scripts.servers import launch
-from scripts.speech import BYTES_PER_SECOND, SpeechMaker, silence
+from scripts.speech import SpeechMaker, silence
 from tests.mishearing_proxy import MishearingProxy
 
 DEVELOP = home_assistant.DEVELOP
@@ -384,86 +384,6 @@ class CommandEvents:
                 await self._task
 
 
-# --- one run, paced like a live microphone (as scripts/bench.py's run_item)
-
-
-async def speak(
-    api: home_assistant.Api, item: Item, pipeline_id: str
-) -> tuple[dict[str, dict[str, Any]], dict[str, float], float | None, str | None]:
-    """Run the item's audio through the pipeline, stt to tts, at a live pace.
-
-    Returns each event's data and arrival by type, when the speech ended
-    (time.monotonic()) and an error, if any. The spoken answer is fetched as
-    the frontend does, so the answer's first audio comes.
-    """
-    ws = await api.websocket()
-    run_id = api.next_id()
-    await ws.send_json(
-        {
-            "id": run_id,
-            "type": "assist_pipeline/run",
-            "pipeline": pipeline_id,
-            "start_stage": "stt",
-            "end_stage": "tts",
-            "input": {"sample_rate": 16000},
-        }
-    )
-    arrived: dict[str, float] = {}
-    data: dict[str, dict[str, Any]] = {}
-    error: str | None = None
-    sender: asyncio.Task[None] | None = None
-    fetch: asyncio.Task[None] | None = None
-    audio = item.speech.pcm + bytes(int(MAX_TAIL_SECONDS * BYTES_PER_SECOND))
-    sent_from: list[float] = []
-
-    async def send(handler: int) -> None:
-        await bench.send_paced(ws, handler, audio, sent_from)
-
-    async def get_audio(url: str) -> None:
-        async with api.session.get(api.base_url + url) as response:
-            await response.read()
-
-    try:
-        while "run-end" not in arrived:
-            message = await ws.receive_json(timeout=60)
-            if message.get("id") != run_id:
-                continue
-            if message["type"] == "result":
-                if not message.get("success", True):
-                    error = str(message.get("error"))
-                    break
-                continue
-            event = message["event"]
-            kind = event["type"]
-            arrived.setdefault(kind, time.monotonic())
-            data.setdefault(kind, event.get("data") or {})
-            if kind == "run-start":
-                handler = event["data"]["runner_data"]["stt_binary_handler_id"]
-                sender = asyncio.create_task(send(handler))
-            if kind == "stt-end" and sender is not None:
-                # Its handler is gone: audio after this only fills the log.
-                sender.cancel()
-            streaming = kind == "intent-progress" and (event.get("data") or {}).get(
-                "tts_start_streaming"
-            )
-            if (streaming or kind in ("tts-start", "tts-end")) and fetch is None:
-                url = data["run-start"].get("tts_output", {}).get("url")
-                if url:
-                    fetch = asyncio.create_task(get_audio(url))
-            if kind == "error":
-                error = str(event.get("data"))
-    finally:
-        if sender is not None:
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
-    if fetch is not None:
-        with contextlib.suppress(TimeoutError, aiohttp.ClientError):
-            await asyncio.wait_for(fetch, 30)
-    speech_end = sent_from[0] + item.speech_end if sent_from else None
-    return data, arrived, speech_end, error
-
-
 @dataclass
 class Bench:
     """Everything a run needs: the API, the sides' pipelines, the taps."""
@@ -490,9 +410,9 @@ class Bench:
         first_event = len(self.events.events)
         changes = len(self.proxy.changes)
         started = time.monotonic()
-        data, arrived, speech_end, result.error = await speak(
-            self.api, item, self.pipelines[side]
-        )
+        live = await bench.run_live(self.api, item, self.pipelines[side])
+        data, arrived, speech_end = live.data, live.arrived, live.speech_end
+        result.error = live.error
         ended = time.monotonic()
         result.load = os.getloadavg()[0]
         if side != CORE:
@@ -592,28 +512,13 @@ async def add_assistant(
     api: home_assistant.Api, entry_id: str, name: str, fallback: str
 ) -> None:
     """Add an assistant through the subentry flow: defaults but name and fallback."""
-    result = await api.request(
-        "POST",
+    await home_assistant.complete_flow(
+        api,
         "/api/config/config_entries/subentries/flow",
         {"handler": [entry_id, "assistant"]},
+        {"assistant": {"name": name, "stt_fallback": fallback, "preferred": False}},
+        within=120,
     )
-    url = f"/api/config/config_entries/subentries/flow/{result['flow_id']}"
-    answers = {
-        "assistant": {"name": name, "stt_fallback": fallback, "preferred": False},
-    }
-    deadline = time.monotonic() + 120
-    while result["type"] in {"form", "progress"} and time.monotonic() < deadline:
-        if result["type"] == "progress":
-            await asyncio.sleep(0.2)
-            result = await api.request("GET", url)
-            continue
-        if result.get("errors"):
-            raise home_assistant.SetupError(
-                f"{name}: form {result['step_id']} refused: {result['errors']}"
-            )
-        result = await api.request("POST", url, answers.get(result["step_id"], {}))
-    if result["type"] != "create_entry":
-        raise home_assistant.SetupError(f"adding {name} ended with {result}")
     await wait_loaded(api)
 
 
